@@ -1,0 +1,106 @@
+"""Automatic feedback for the exercise cells: ``check.<exercise>(answer)``.
+
+Each checker prints what is right or what to look at again, and returns ``True`` or
+``False``; it never prints the solution (the book keeps solutions in hidden dropdowns).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check"]
+
+
+class _Checks:
+    """The namespace of checkers; ``check.register`` adds one."""
+
+    def __init__(self):
+        self._checkers = {}
+
+    def register(self, function):
+        self._checkers[function.__name__] = function
+        return function
+
+    def __getattr__(self, name):
+        try:
+            return self._checkers[name]
+        except KeyError:
+            raise AttributeError(f"No exercise called {name!r}; available: "
+                                 f"{sorted(self._checkers)}.") from None
+
+    def __dir__(self):
+        return sorted(self._checkers)
+
+
+check = _Checks()
+
+
+def _report(ok: bool, right: str, wrong: str) -> bool:
+    print(("Correct: " + right) if ok else ("Not yet: " + wrong))
+    return ok
+
+
+@check.register
+def percentile_normalisation(answer, image) -> bool:
+    """Chapter 1: normalise ``image`` so its 1st and 99.8th percentiles map to 0 and 1."""
+    answer = np.asarray(answer, np.float64)
+    if answer.shape != np.shape(image):
+        return _report(False, "", f"the result has shape {answer.shape}, the image "
+                                  f"{np.shape(image)}; normalisation keeps the shape.")
+    lo, hi = np.percentile(answer, [1, 99.8])
+    return _report(abs(lo) < 1e-3 and abs(hi - 1) < 1e-3,
+                   "the 1st percentile is now 0 and the 99.8th is 1.",
+                   f"the 1st and 99.8th percentiles are {lo:.3f} and {hi:.3f}; subtract the "
+                   "low percentile and divide by (high - low).")
+
+
+@check.register
+def gradient_step(answer, *, w, grad, lr) -> bool:
+    """Chapter 1: one step of gradient descent, ``w - lr * grad``."""
+    expected = np.asarray(w, np.float64) - lr * np.asarray(grad, np.float64)
+    ok = np.shape(answer) == expected.shape and np.allclose(answer, expected, atol=1e-6)
+    return _report(ok, "the weights moved against the gradient by lr times its size.",
+                   "a step goes against the gradient: new = old - learning_rate * gradient.")
+
+
+@check.register
+def leakage_split(train_ids, test_ids, image_of_patch) -> bool:
+    """Chapter 1: no image may give patches to both the training and the test set."""
+    image_of_patch = np.asarray(image_of_patch)
+    shared = set(image_of_patch[np.asarray(train_ids)]) & set(
+        image_of_patch[np.asarray(test_ids)])
+    overlap = set(np.asarray(train_ids).tolist()) & set(np.asarray(test_ids).tolist())
+    return _report(not shared and not overlap,
+                   "training and test patches come from different images.",
+                   f"images {sorted(shared)[:5]} give patches to both sets; split the image "
+                   "ids first, then collect the patches of each set.")
+
+
+@check.register
+def photon_snr(answer, *, photons: float) -> bool:
+    """Chapter 2: SNR of a pixel of intensity 1 under pure Poisson noise at ``photons``."""
+    expected = float(np.sqrt(photons))
+    return _report(abs(float(answer) - expected) < 0.01 * expected,
+                   f"SNR = sqrt(photons) = {expected:.2f}: four times the light doubles it.",
+                   "with Poisson noise the variance equals the mean count; SNR = mean / std.")
+
+
+@check.register
+def n2v_mask(masked, original, mask) -> bool:
+    """Chapter 2: masked pixels must differ from the original, the others stay the same."""
+    masked, original, mask = map(np.asarray, (masked, original, mask))
+    kept = np.allclose(masked[mask == 0], original[mask == 0])
+    changed = np.mean(masked[mask > 0] != original[mask > 0]) > 0.5 if mask.any() else False
+    return _report(bool(kept and changed),
+                   "only the blind-spot pixels were replaced.",
+                   "replace the pixels where mask is 1 (by a neighbour's value) and leave all "
+                   "others untouched." if kept else
+                   "pixels outside the mask were changed; copy the image before replacing.")
+
+
+@check.register
+def best_sigma(answer, *, candidates, scores) -> bool:
+    """Chapter 2: choose the Gaussian sigma with the highest validation PSNR."""
+    best = candidates[int(np.argmax(scores))]
+    return _report(float(answer) == float(best),
+                   f"sigma = {best}: chosen on validation images, never on the test images.",
+                   "pick the candidate whose validation PSNR is highest (np.argmax).")

@@ -1,0 +1,156 @@
+"""The networks of the course, written out to be read: a 2D U-Net and a tiny CNN.
+
+The U-Net is the one every later chapter trains (restoration, segmentation); it is built
+step by step in chapter 1, so it stays short.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["UNet", "TinyCNN", "count_parameters"]
+
+
+class ConvBlock(nn.Module):
+    """Two 3x3 convolutions with ReLU, optionally with a residual shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, residual: bool = False):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.shortcut = (nn.Conv2d(in_channels, out_channels, 1) if residual else None)
+
+    def forward(self, x):
+        y = self.body(x)
+        if self.shortcut is not None:
+            y = y + self.shortcut(x)
+        return F.relu(y)
+
+
+class UNet(nn.Module):
+    """A 2D U-Net (Ronneberger et al., 2015) for images of any size.
+
+    The encoder halves the resolution ``depth`` times and doubles the channels each time;
+    the decoder upsamples back and concatenates the encoder's features of the same
+    resolution (the skip connections). Inputs whose sides are not multiples of
+    ``2**depth`` are reflect-padded and the output is cropped back, so any ``(Y, X)`` works.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the input image and of the prediction.
+    depth : int
+        Number of down-sampling steps; the receptive field grows with it.
+    base_channels : int
+        Feature maps at full resolution.
+    residual : bool
+        Add a 1x1 shortcut around each block (as CARE's residual option).
+    residual_output : bool
+        Predict a correction added to the input (needs ``in_channels == out_channels``):
+        the usual choice for restoration.
+
+    Examples
+    --------
+    >>> net = UNet(1, 1, depth=2, base_channels=8)
+    >>> net(torch.zeros(1, 1, 30, 45)).shape
+    torch.Size([1, 1, 30, 45])
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 2,
+                 base_channels: int = 16, residual: bool = False,
+                 residual_output: bool = False):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}.")
+        if residual_output and in_channels != out_channels:
+            raise ValueError("residual_output needs in_channels == out_channels.")
+        self.config = dict(in_channels=in_channels, out_channels=out_channels, depth=depth,
+                           base_channels=base_channels, residual=residual,
+                           residual_output=residual_output)
+        self.depth = depth
+        self.residual_output = residual_output
+        channels = [base_channels * 2 ** i for i in range(depth + 1)]
+        self.down = nn.ModuleList()
+        c_in = in_channels
+        for c in channels[:-1]:
+            self.down.append(ConvBlock(c_in, c, residual))
+            c_in = c
+        self.bottom = ConvBlock(channels[-2], channels[-1], residual)
+        self.up = nn.ModuleList()
+        self.up_blocks = nn.ModuleList()
+        for c_high, c_low in zip(reversed(channels[:-1]), reversed(channels[1:])):
+            self.up.append(nn.ConvTranspose2d(c_low, c_high, 2, stride=2))
+            self.up_blocks.append(ConvBlock(2 * c_high, c_high, residual))
+        self.head = nn.Conv2d(channels[0], out_channels, 1)
+        if residual_output:
+            # Start as the identity: the untrained network returns its input unchanged,
+            # so training can only move it away from the noisy image where that helps.
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides are padded to a multiple of this."""
+        return 2 ** self.depth
+
+    def forward(self, x):
+        if x.ndim != 4:
+            raise ValueError(f"UNet expects a batch (N, C, Y, X), got shape "
+                             f"{tuple(x.shape)}; add axes with x[None, None].")
+        h, w = x.shape[-2:]
+        m = self.multiple
+        pad_h, pad_w = (-h) % m, (-w) % m
+        inp = x
+        if pad_h or pad_w:
+            mode = "reflect" if min(h, w) > max(pad_h, pad_w) else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottom(x)
+        for up, block, skip in zip(self.up, self.up_blocks, reversed(skips)):
+            x = block(torch.cat([up(x), skip], dim=1))
+        x = self.head(x)[..., :h, :w]
+        return x + inp if self.residual_output else x
+
+
+class TinyCNN(nn.Module):
+    """A small classifier for patches: two conv layers, pooling and a linear layer.
+
+    Examples
+    --------
+    >>> TinyCNN(n_classes=2)(torch.zeros(4, 1, 32, 32)).shape
+    torch.Size([4, 2])
+    """
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 2, channels: int = 16):
+        super().__init__()
+        self.config = dict(in_channels=in_channels, n_classes=n_classes, channels=channels)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+        )
+        self.classifier = nn.Linear(2 * channels, n_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters.
+
+    Examples
+    --------
+    >>> count_parameters(nn.Linear(3, 2))
+    8
+    """
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

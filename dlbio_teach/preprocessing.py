@@ -1,0 +1,159 @@
+"""Normalisation, patch sampling and splits that keep the patches of one image together."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_image", "normalize_percentile", "normalize_minmax", "random_patches",
+           "split_indices", "grid_tiles"]
+
+
+def check_image(image, *, ndim=(2,), name: str = "image", min_size: int = 1) -> np.ndarray:
+    """Return ``image`` as a float32 array after checking what a network can take.
+
+    Raises a ``ValueError`` that says what was given and what to do, for a wrong number of
+    dimensions, a non-numeric dtype, NaN or infinite values, or a too small image.
+
+    Examples
+    --------
+    >>> check_image(np.zeros((8, 8), np.uint16)).dtype
+    dtype('float32')
+    """
+    array = np.asarray(image)
+    if array.ndim not in ndim:
+        hint = (" For a colour or multi-channel image pick one channel, e.g. image[..., 0]."
+                if array.ndim == 3 and 2 in ndim else "")
+        raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} dimensions "
+                         f"(Y, X), got shape {array.shape}.{hint}")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {array.dtype}.")
+    array = array.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinite values; replace them first "
+                         "(e.g. np.nan_to_num(image)) or crop them away.")
+    if min(array.shape[-2:]) < min_size:
+        raise ValueError(f"{name} is {array.shape[-2:]} pixels, smaller than the "
+                         f"{min_size} pixels needed; use a larger image or a smaller patch.")
+    return array
+
+
+def normalize_percentile(image, low: float = 1.0, high: float = 99.8, *,
+                         clip: bool = False, eps: float = 1e-6) -> np.ndarray:
+    """Map the ``low`` and ``high`` percentiles of ``image`` to 0 and 1 (as CARE does).
+
+    Percentiles rather than min/max, so that a few hot pixels do not set the scale.
+
+    Examples
+    --------
+    >>> x = normalize_percentile(np.arange(1000.0).reshape(10, 100), 1, 99)
+    >>> round(float(np.percentile(x, 1)), 3), round(float(np.percentile(x, 99)), 3)
+    (0.0, 1.0)
+    """
+    image = check_image(image, ndim=(2, 3))
+    if not 0 <= low < high <= 100:
+        raise ValueError(f"need 0 <= low < high <= 100, got low={low}, high={high}.")
+    lo, hi = np.percentile(image, [low, high])
+    out = ((image - lo) / max(hi - lo, eps)).astype(np.float32)
+    return np.clip(out, 0, 1) if clip else out
+
+
+def normalize_minmax(image) -> np.ndarray:
+    """Map the minimum and maximum of ``image`` to 0 and 1.
+
+    Examples
+    --------
+    >>> normalize_minmax(np.array([[2.0, 4.0]])).tolist()
+    [[0.0, 1.0]]
+    """
+    image = check_image(image, ndim=(2, 3))
+    lo, hi = float(image.min()), float(image.max())
+    return ((image - lo) / max(hi - lo, 1e-12)).astype(np.float32)
+
+
+def random_patches(arrays, patch_size: int, n_patches: int, *, seed: int = 0,
+                   weights=None):
+    """Cut the same random windows out of one or more aligned image stacks.
+
+    Parameters
+    ----------
+    arrays : sequence of ndarray
+        Aligned images of equal shape ``(N, Y, X)`` or ``(Y, X)`` (e.g. noisy, clean, mask).
+    patch_size : int
+        Side of the square patches.
+    n_patches : int
+        Patches to draw.
+    seed : int
+        Random seed.
+    weights : ndarray, optional
+        Probability of drawing from each image ``(N,)``.
+
+    Returns
+    -------
+    tuple of ndarray, each ``(n_patches, patch_size, patch_size)``
+
+    Examples
+    --------
+    >>> a = np.arange(100.0).reshape(10, 10)
+    >>> p, q = random_patches([a, a * 2], 4, n_patches=3, seed=0)
+    >>> p.shape, bool(np.all(q == 2 * p))
+    ((3, 4, 4), True)
+    """
+    arrays = [np.asarray(a) for a in arrays]
+    stacks = [a[None] if a.ndim == 2 else a for a in arrays]
+    shape = stacks[0].shape
+    if any(s.shape != shape for s in stacks):
+        raise ValueError(f"arrays must have equal shapes, got {[s.shape for s in stacks]}.")
+    n, h, w = shape
+    if patch_size > min(h, w):
+        raise ValueError(f"patch_size {patch_size} is larger than the images ({h}x{w}); "
+                         "choose a smaller patch or larger images.")
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(n, size=n_patches, p=weights)
+    ys = rng.integers(0, h - patch_size + 1, size=n_patches)
+    xs = rng.integers(0, w - patch_size + 1, size=n_patches)
+    return tuple(
+        np.stack([s[i, y:y + patch_size, x:x + patch_size] for i, y, x in zip(idx, ys, xs)])
+        for s in stacks)
+
+
+def split_indices(n: int, fractions=(0.6, 0.2, 0.2), *, seed: int = 0):
+    """Split ``range(n)`` into disjoint train / validation / test index arrays.
+
+    Split whole images (or whole tiles), never patches of one image, so that no pixel of a
+    test image was seen in training.
+
+    Examples
+    --------
+    >>> train, val, test = split_indices(10, seed=0)
+    >>> len(train), len(val), len(test), len(set(train) & set(test))
+    (6, 2, 2, 0)
+    """
+    if abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must sum to 1, got {fractions}.")
+    if n < len(fractions):
+        raise ValueError(f"need at least {len(fractions)} items to split, got {n}.")
+    order = np.random.default_rng(seed).permutation(n)
+    if any(f <= 0 for f in fractions):
+        raise ValueError(f"every fraction must be positive, got {fractions}.")
+    counts = np.maximum(1, np.round(np.asarray(fractions) * n).astype(int))
+    counts[0] = n - counts[1:].sum()
+    if counts[0] < 1:
+        raise ValueError(f"{n} items are too few for the fractions {fractions}: "
+                         "every split needs at least one; use more images or tiles.")
+    bounds = np.cumsum(counts)[:-1]
+    return tuple(np.sort(part) for part in np.split(order, bounds))
+
+
+def grid_tiles(image, n_y: int, n_x: int) -> np.ndarray:
+    """Cut an image ``(Y, X)`` into ``n_y * n_x`` equal, non-overlapping tiles.
+
+    The edge rows and columns that do not fill a tile are dropped.
+
+    Examples
+    --------
+    >>> grid_tiles(np.zeros((10, 12)), 2, 3).shape
+    (6, 5, 4)
+    """
+    image = np.asarray(image)
+    th, tw = image.shape[0] // n_y, image.shape[1] // n_x
+    return np.stack([image[i * th:(i + 1) * th, j * tw:(j + 1) * tw]
+                     for i in range(n_y) for j in range(n_x)])

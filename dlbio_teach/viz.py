@@ -1,0 +1,125 @@
+"""Figures the chapters share: image grids with one contrast, before/after, loss curves."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["show_images", "plot_history", "error_map"]
+
+
+def _contrast(images, percentiles):
+    values = np.concatenate([np.asarray(im, np.float32).ravel() for im in images])
+    lo, hi = np.percentile(values, percentiles)
+    return float(lo), float(hi if hi > lo else lo + 1e-6)
+
+
+def show_images(images, titles=None, *, shared_contrast: bool = True,
+                percentiles=(1.0, 99.8), cmap: str = "magma", ncols: int | None = None,
+                size: float = 3.2, labels=None):
+    """Show 2D images side by side; with ``shared_contrast`` all use one display range.
+
+    One display range is what makes images comparable: with a contrast per image, a noisy
+    and a denoised image can look alike.
+
+    Parameters
+    ----------
+    images : sequence of ndarray ``(Y, X)``
+    titles : sequence of str, optional
+    shared_contrast : bool
+        One display range from the pooled percentiles of all images.
+    percentiles : (float, float)
+        Percentiles mapped to the ends of the colour map.
+    cmap : str
+        Colour map for intensity images.
+    ncols : int, optional
+        Columns of the grid (default: all in one row, up to 5).
+    labels : sequence of bool, optional
+        Which images are label images (shown with a categorical colour map).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = show_images([np.zeros((4, 4)), np.ones((4, 4))], ["a", "b"])
+    """
+    import matplotlib.pyplot as plt
+
+    images = [np.asarray(im) for im in images]
+    labels = labels or [False] * len(images)
+    n = len(images)
+    ncols = ncols or min(n, 5)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows),
+                             squeeze=False)
+    intensity = [im for im, lab in zip(images, labels) if not lab]
+    shared = _contrast(intensity, percentiles) if shared_contrast and intensity else None
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        im = images[i]
+        if labels[i]:
+            shown = np.ma.masked_where(im == 0, (im % 20) + 1)
+            ax.imshow(np.zeros_like(im), cmap="gray")
+            ax.imshow(shown, cmap="tab20", interpolation="nearest", vmin=1, vmax=20)
+        else:
+            lo, hi = shared or _contrast([im], percentiles)
+            ax.imshow(im, cmap=cmap, vmin=lo, vmax=hi)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(*histories, names=None, ax=None, log: bool = True):
+    """Plot training and validation loss per epoch for one or more histories.
+
+    Examples
+    --------
+    >>> from dlbio_teach.training import History
+    >>> ax = plot_history(History(train_loss=[1.0, 0.5], val_loss=[1.1, 0.7]))
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    names = names or [""] * len(histories)
+    for i, (h, name) in enumerate(zip(histories, names)):
+        colour = f"C{i}"
+        label = f"{name} " if name else ""
+        ax.plot(np.arange(1, len(h.train_loss) + 1), h.train_loss, color=colour,
+                label=f"{label}train")
+        if h.val_loss:
+            ax.plot(np.arange(1, len(h.val_loss) + 1), h.val_loss, color=colour, ls="--",
+                    label=f"{label}validation")
+            if h.best_epoch >= 0:
+                ax.plot(h.best_epoch + 1, h.val_loss[h.best_epoch], "o", color=colour)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax
+
+
+def error_map(target, prediction, *, ax=None, title: str = "prediction - target",
+              limit: float | None = None):
+    """Show the signed error of a prediction on a diverging colour map, centred on zero.
+
+    Examples
+    --------
+    >>> ax = error_map(np.zeros((4, 4)), np.ones((4, 4)))
+    """
+    import matplotlib.pyplot as plt
+
+    diff = np.asarray(prediction, np.float32) - np.asarray(target, np.float32)
+    limit = limit or float(np.percentile(np.abs(diff), 99.5)) or 1.0
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.5, 3.5))
+    handle = ax.imshow(diff, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax.set_title(title, fontsize=10)
+    ax.axis("off")
+    ax.figure.colorbar(handle, ax=ax, fraction=0.046)
+    return ax

@@ -1,0 +1,134 @@
+"""Test configuration: the course's environment, a fresh download folder, the data mirror.
+
+``pytest_configure`` runs before any test and before nbval starts a Jupyter kernel, and
+kernels inherit ``os.environ``; so everything set here applies to the notebooks as well:
+
+* ``DLBIO_PROFILE=smoke`` (unless set), ``DLBIO_WIDGETS=0`` and ``MPLBACKEND=Agg``;
+* ``DLBIO_DATA_DIR``: a new temporary folder (unless set), so that every run downloads
+  through the real code path instead of reusing a cache;
+* ``DLBIO_DATA_MIRROR``: a loopback HTTP server in this process that serves
+  ``../shared/data-mirror`` (the folder beside the repository root), when that folder
+  exists and no mirror is set already.
+
+Without the mirror folder the tests that need real data are skipped, and the notebooks
+(which load real data) are deselected, each with a reason.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MIRROR_DIR = REPO_ROOT.parent / "shared" / "data-mirror"
+MIRROR_MISSING = "../shared/data-mirror not found: real-data tests need the mirror"
+
+# Filled in by pytest_configure; read by the fixtures and hooks below.
+STATE = {"mirror_available": False, "mirror_url": None, "server": None, "tmp_data_dir": None}
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files without writing a log line per request to stderr."""
+
+    def log_message(self, format, *args):  # noqa: A002 (the base class's signature)
+        pass
+
+
+def _start_mirror(directory: Path) -> str:
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="dlbio-data-mirror",
+                              daemon=True)
+    thread.start()
+    STATE["server"] = server
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def pytest_configure(config):
+    os.environ.setdefault("DLBIO_PROFILE", "smoke")
+    os.environ["DLBIO_WIDGETS"] = "0"
+    os.environ["MPLBACKEND"] = "Agg"
+    if not os.environ.get("DLBIO_DATA_DIR"):
+        STATE["tmp_data_dir"] = tempfile.mkdtemp(prefix="dlbio-data-")
+        os.environ["DLBIO_DATA_DIR"] = STATE["tmp_data_dir"]
+    available = MIRROR_DIR.is_dir()
+    STATE["mirror_available"] = available
+    if available:
+        if not os.environ.get("DLBIO_DATA_MIRROR"):
+            os.environ["DLBIO_DATA_MIRROR"] = _start_mirror(MIRROR_DIR)
+        STATE["mirror_url"] = os.environ["DLBIO_DATA_MIRROR"]
+    config.dlbio_mirror_available = available
+    config.addinivalue_line(
+        "markers", "needs_mirror: needs ../shared/data-mirror (real data); skipped without")
+
+
+def pytest_unconfigure(config):
+    server = STATE.get("server")
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+        STATE["server"] = None
+    if STATE.get("tmp_data_dir"):
+        shutil.rmtree(STATE["tmp_data_dir"], ignore_errors=True)
+        if os.environ.get("DLBIO_DATA_DIR") == STATE["tmp_data_dir"]:
+            del os.environ["DLBIO_DATA_DIR"]
+        STATE["tmp_data_dir"] = None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without the mirror: skip ``needs_mirror`` tests and deselect the notebooks.
+
+    (A ``pytest_ignore_collect`` hook in this file would not be consulted for paths under
+    ``notebooks/``: pytest only asks the conftest files on a path's own folder chain.)
+    """
+    if STATE["mirror_available"]:
+        return
+    skip = pytest.mark.skip(reason=MIRROR_MISSING)
+    kept, notebooks = [], []
+    for item in items:
+        if Path(str(item.path)).suffix == ".ipynb":
+            notebooks.append(item)
+            continue
+        if item.get_closest_marker("needs_mirror") is not None:
+            item.add_marker(skip)
+        kept.append(item)
+    if notebooks:
+        names = sorted({Path(str(i.path)).name for i in notebooks})
+        print(f"\nNOTE: {MIRROR_MISSING}; deselected the notebooks {names} "
+              "(they load real data).", file=sys.stderr)
+        config.hook.pytest_deselected(items=notebooks)
+        items[:] = kept
+
+
+@pytest.fixture
+def mirror_dir() -> Path:
+    """The mirror folder; skips the test when it is absent."""
+    if not STATE["mirror_available"]:
+        pytest.skip(MIRROR_MISSING)
+    return MIRROR_DIR
+
+
+@pytest.fixture
+def data_home(tmp_path, monkeypatch, mirror_dir) -> Path:
+    """An empty download folder for one test, online, through the mirror."""
+    folder = tmp_path / "downloads"
+    monkeypatch.setenv("DLBIO_DATA_DIR", str(folder))
+    monkeypatch.delenv("DLBIO_OFFLINE", raising=False)
+    monkeypatch.setenv("DLBIO_DATA_MIRROR", STATE["mirror_url"])
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Every test starts and ends without open matplotlib figures."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

@@ -1,0 +1,354 @@
+"""dlbio_teach.data: registry, downloads through the mirror, cache, checksums, CLI.
+
+The download tests go through the real code path (pooch over HTTP) against the loopback
+server that conftest.py starts on ../shared/data-mirror; each test gets its own empty
+DLBIO_DATA_DIR.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlbio_teach import data
+from dlbio_teach.data import (REGISTRY, ChecksumError, DataFile, Dataset,
+                              DatasetUnavailableError, dataset_card, fetch, load, source_url)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MIRRORED = sorted(n for n, d in REGISTRY.items() if d.mirrored)
+CLOSED_PORT = "http://127.0.0.1:9"   # the discard port: nothing listens on loopback
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def mirror_path(mirror_dir: Path, url: str) -> Path:
+    assert url.startswith("https://")
+    return mirror_dir / url[len("https://"):].split("?")[0]
+
+
+def cache_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# --- the registry ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_registry_entry_is_complete(name):
+    d = REGISTRY[name]
+    assert d.name == name
+    assert d.files, "a dataset needs at least one file"
+    assert d.description.strip() and d.licence.strip() and d.citation.strip()
+    assert d.source.startswith("https://")
+    assert isinstance(d.chapters, tuple) and d.chapters
+    for key, f in d.files.items():
+        assert isinstance(f, DataFile)
+        assert re.fullmatch(r"[0-9a-f]{64}", f.sha256), (name, key, f.sha256)
+        assert f.url.startswith("https://"), f.url
+        assert f.fname and "/" not in f.fname and "?" not in f.fname
+        if d.mirrored:
+            assert isinstance(f.size, int) and f.size > 0
+            assert not f.unzip
+
+
+def test_registry_hashes_are_unique():
+    hashes = [f.sha256 for d in REGISTRY.values() for f in d.files.values()]
+    assert len(hashes) == len(set(hashes))
+
+
+def test_datafile_fname():
+    assert DataFile("https://h.org/a/b.tif", "0" * 64).fname == "b.tif"
+    assert DataFile("https://h.org/x/SEM.zip", "0" * 64, unzip=True).fname == "SEM.zip"
+    assert DataFile("https://h.org/s/ID/download", "0" * 64, unzip=True).fname == \
+        "download.zip"
+    assert DataFile("https://h.org/f/DSB.zip?download=1", "0" * 64, unzip=True).fname == \
+        "DSB.zip"
+
+
+@pytest.mark.parametrize("name", MIRRORED)
+def test_mirrored_entry_is_in_the_mirror(mirror_dir, name):
+    for key, f in REGISTRY[name].files.items():
+        path = mirror_path(mirror_dir, f.url)
+        assert path.is_file(), f"{name}/{key}: {path} missing from the mirror"
+        assert path.stat().st_size == f.size, f"{name}/{key}: size differs"
+        assert sha256_of(path) == f.sha256, f"{name}/{key}: sha256 differs"
+
+
+# --- source_url and data_dir ----------------------------------------------------------
+
+def test_source_url_without_mirror(monkeypatch):
+    monkeypatch.delenv("DLBIO_DATA_MIRROR", raising=False)
+    url = "https://example.org/a/b.tif"
+    assert source_url(url) == url
+
+
+@pytest.mark.parametrize("mirror", ["http://10.0.0.1:8000", "http://10.0.0.1:8000/",
+                                    "  http://10.0.0.1:8000/  "])
+def test_source_url_with_mirror(monkeypatch, mirror):
+    monkeypatch.setenv("DLBIO_DATA_MIRROR", mirror)
+    assert source_url("https://example.org/a/b.tif?x=1") == \
+        "http://10.0.0.1:8000/example.org/a/b.tif?x=1"
+    # Only https:// URLs are mapped.
+    assert source_url("http://example.org/c.tif") == "http://example.org/c.tif"
+
+
+def test_source_url_blank_mirror_is_ignored(monkeypatch):
+    monkeypatch.setenv("DLBIO_DATA_MIRROR", "   ")
+    assert source_url("https://example.org/a.tif") == "https://example.org/a.tif"
+
+
+def test_data_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DLBIO_DATA_DIR", str(tmp_path / "d"))
+    assert data.data_dir() == tmp_path / "d"
+
+
+def test_data_dir_default(monkeypatch):
+    monkeypatch.delenv("DLBIO_DATA_DIR", raising=False)
+    folder = data.data_dir()
+    assert isinstance(folder, Path)
+    if data._course_root() is not None:
+        assert folder == data._course_root() / "data" / "downloads"
+    else:
+        assert "dlbio_teach" in str(folder)
+
+
+# --- dataset cards ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["stardist_nuclei", "n2v_sem"])
+def test_dataset_card(name):
+    d = REGISTRY[name]
+    card = dataset_card(name)
+    assert card.startswith(f"### `{name}`\n")
+    assert d.description in card and d.licence in card and d.citation in card
+    assert f"<{d.source}>" in card
+    assert ", ".join(d.chapters) in card
+    for key, f in d.files.items():
+        assert f"`{key}`" in card and f.url in card and f.sha256 in card
+        if f.size:
+            assert f"{f.size:,} bytes" in card
+        else:
+            assert "size not recorded" in card
+    assert ("Reachable from the project's CI mirror:** " +
+            ("yes" if d.mirrored else "no")) in card
+
+
+def test_dataset_card_unknown():
+    with pytest.raises(KeyError):
+        dataset_card("no_such_dataset")
+
+
+# --- fetch and load through the mirror -------------------------------------------------
+
+def test_fetch_unknown_dataset():
+    with pytest.raises(KeyError, match=r"No dataset called 'nope'.*stardist_nuclei"):
+        fetch("nope")
+
+
+def test_fetch_blobs_downloads_into_data_dir(data_home):
+    paths = fetch("blobs", progressbar=False)
+    assert sorted(paths) == ["image", "labels"]
+    for key, path in paths.items():
+        f = REGISTRY["blobs"].files[key]
+        assert path == data_home / "blobs" / f.fname
+        assert path.is_file() and path.stat().st_size == f.size
+        assert sha256_of(path) == f.sha256
+    assert cache_files(data_home / "blobs") == ["blobs.tif", "blobs_labeled.tif"]
+
+
+def test_load_blobs(data_home):
+    blobs = load("blobs")
+    assert blobs["image"].shape == (254, 256) and blobs["image"].dtype == np.uint8
+    assert blobs["labels"].shape == (254, 256)
+    assert int(blobs["labels"].max()) == 63
+    assert len(np.unique(blobs["labels"])) == 64
+
+
+def test_load_stardist_nuclei(data_home):
+    nuc = load("stardist_nuclei")
+    assert sorted(nuc) == ["image", "labels"]
+    assert nuc["image"].shape == (512, 512) and nuc["labels"].shape == (512, 512)
+    assert np.issubdtype(nuc["labels"].dtype, np.integer)
+    n = int(nuc["labels"].max())
+    assert 170 <= n <= 200, n        # "about 180 nuclei"
+    assert n == 183
+    assert nuc["image"].std() > 0
+
+
+def test_second_fetch_offline_uses_cache(data_home, monkeypatch):
+    first = fetch("blobs", progressbar=False)
+    mtimes = {k: p.stat().st_mtime_ns for k, p in first.items()}
+    monkeypatch.setenv("DLBIO_OFFLINE", "1")
+    monkeypatch.setenv("DLBIO_DATA_MIRROR", CLOSED_PORT)   # the network is not asked
+    second = fetch("blobs", progressbar=False)
+    assert second == first
+    assert {k: p.stat().st_mtime_ns for k, p in second.items()} == mtimes
+    assert load("blobs")["labels"].max() == 63
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES"])
+def test_offline_with_empty_cache(data_home, monkeypatch, value):
+    monkeypatch.setenv("DLBIO_OFFLINE", value)
+    with pytest.raises(DatasetUnavailableError) as info:
+        fetch("blobs", progressbar=False)
+    message = str(info.value)
+    assert "'blobs'" in message
+    assert REGISTRY["blobs"].files["image"].url in message
+    for variable in ("DLBIO_DATA_MIRROR", "DLBIO_DATA_DIR", "DLBIO_OFFLINE"):
+        assert variable in message
+    assert str(data_home) in message
+    assert cache_files(data_home / "blobs") == []
+
+
+def test_offline_error_without_mirror_names_upstream(data_home, monkeypatch):
+    monkeypatch.setenv("DLBIO_OFFLINE", "1")
+    monkeypatch.delenv("DLBIO_DATA_MIRROR")
+    with pytest.raises(DatasetUnavailableError, match="stardist_nuclei") as info:
+        load("stardist_nuclei")
+    url = REGISTRY["stardist_nuclei"].files["image"].url
+    assert f"fetched from: {url}" in str(info.value)
+
+
+def test_checksum_mismatch_keeps_nothing(data_home):
+    good = REGISTRY["blobs"].files["image"]
+    wrong = hashlib.sha256(b"not the blobs image").hexdigest()
+    registry = {"bad_blobs": Dataset(
+        name="bad_blobs", files={"image": DataFile(good.url, wrong, good.size)},
+        description="blobs with a wrong hash", licence="test", citation="test",
+        source="https://example.org")}
+    with pytest.raises(ChecksumError) as info:
+        fetch("bad_blobs", registry=registry, progressbar=False)
+    message = str(info.value)
+    assert "'bad_blobs'" in message and wrong in message and "not kept" in message
+    assert source_url(good.url) in message
+    # Neither the file nor a temporary or partial download is left behind.
+    assert cache_files(data_home / "bad_blobs") == []
+    assert not (data_home / "blobs").exists()
+
+
+def test_custom_registry_fetches_mirrored_file(data_home):
+    good = REGISTRY["blobs"].files["labels"]
+    registry = {"mine": Dataset(name="mine", files={"lab": good}, description="d",
+                                licence="l", citation="c", source="https://example.org")}
+    paths = fetch("mine", registry=registry, progressbar=False)
+    assert paths["lab"] == data_home / "mine" / "blobs_labeled.tif"
+    assert sha256_of(paths["lab"]) == good.sha256
+    with pytest.raises(KeyError, match="No dataset called 'blobs'"):
+        fetch("blobs", registry=registry)
+
+
+def test_corrupted_cache_is_downloaded_again(data_home):
+    paths = fetch("blobs", progressbar=False)
+    image = paths["image"]
+    good = image.read_bytes()
+    corrupt = bytearray(good)
+    corrupt[1000:1100] = bytes(100)    # same size, different content
+    image.write_bytes(bytes(corrupt))
+    assert sha256_of(image) != REGISTRY["blobs"].files["image"].sha256
+    again = fetch("blobs", progressbar=False)
+    assert again["image"] == image
+    assert image.read_bytes() == good
+    assert sha256_of(image) == REGISTRY["blobs"].files["image"].sha256
+    assert cache_files(data_home / "blobs") == ["blobs.tif", "blobs_labeled.tif"]
+
+
+def test_corrupted_cache_offline_is_not_served(data_home, monkeypatch):
+    image = fetch("blobs", progressbar=False)["image"]
+    image.write_bytes(b"garbage")
+    monkeypatch.setenv("DLBIO_OFFLINE", "1")
+    with pytest.raises(DatasetUnavailableError, match="not in the cache"):
+        fetch("blobs", progressbar=False)
+    assert not image.exists()
+
+
+def test_unreachable_mirror(data_home, monkeypatch):
+    monkeypatch.setenv("DLBIO_DATA_MIRROR", CLOSED_PORT)
+    with pytest.raises(DatasetUnavailableError) as info:
+        fetch("blobs", progressbar=False)
+    message = str(info.value)
+    assert "'blobs'" in message and "download failed" in message
+    assert CLOSED_PORT in message
+    assert cache_files(data_home / "blobs") == []
+
+
+def test_file_missing_from_mirror(data_home):
+    registry = {"ghost": Dataset(
+        name="ghost", files={"image": DataFile("https://example.org/not/there.tif",
+                                               "0" * 64)},
+        description="d", licence="l", citation="c", source="https://example.org")}
+    with pytest.raises(DatasetUnavailableError, match=r"'ghost'.*download failed"):
+        fetch("ghost", registry=registry, progressbar=False)
+    assert cache_files(data_home / "ghost") == []
+
+
+def test_fetch_or_fallback_falls_back(data_home, monkeypatch, capsys):
+    fetch("blobs", progressbar=False)           # the fallback is in the cache
+    monkeypatch.setenv("DLBIO_OFFLINE", "1")    # n2v_sem (not mirrored) cannot be had
+    name, arrays = data.fetch_or_fallback("n2v_sem", "blobs")
+    assert name == "blobs"
+    assert arrays["labels"].max() == 63
+    err = capsys.readouterr().err
+    assert "NOTE:" in err and "'n2v_sem'" in err and "falling back" in err and "'blobs'" in err
+
+
+def test_fetch_or_fallback_prefers_the_dataset(data_home, capsys):
+    name, arrays = data.fetch_or_fallback("blobs", "stardist_nuclei")
+    assert name == "blobs" and arrays["image"].shape == (254, 256)
+    assert "falling back" not in capsys.readouterr().err
+
+
+# --- the command line -------------------------------------------------------------------
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "dlbio_teach.data", *args],
+                          capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+                          env={**os.environ, **(env or {})})
+
+
+def test_cli_list():
+    result = run_cli("list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == len(REGISTRY)
+    for name, d in REGISTRY.items():
+        line = next(line for line in lines if line.split()[0] == name)
+        assert ("mirrored" if d.mirrored else "standard") in line
+
+
+def test_cli_cards():
+    result = run_cli("cards")
+    assert result.returncode == 0, result.stderr
+    for name in REGISTRY:
+        assert f"### `{name}`" in result.stdout
+
+
+def test_cli_needs_a_command():
+    result = run_cli()
+    assert result.returncode != 0
+    assert "usage" in result.stderr.lower()
+
+
+def test_cli_prefetch_blobs(data_home):
+    result = run_cli("prefetch", "blobs", env={"DLBIO_DATA_DIR": str(data_home)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok      blobs" in result.stdout
+    assert f"Data folder: {data_home}" in result.stdout
+    for f in REGISTRY["blobs"].files.values():
+        assert sha256_of(data_home / "blobs" / f.fname) == f.sha256
+
+
+def test_cli_prefetch_failure_exit_code(data_home):
+    result = run_cli("prefetch", "blobs", env={"DLBIO_DATA_DIR": str(data_home),
+                                               "DLBIO_OFFLINE": "1"})
+    assert result.returncode == 1
+    assert "FAILED  blobs" in result.stdout

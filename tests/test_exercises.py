@@ -1,0 +1,157 @@
+"""dlbio_teach.exercises: every checker accepts a right answer and rejects a wrong one."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlbio_teach.exercises import check
+from dlbio_teach.preprocessing import normalize_minmax, normalize_percentile
+from dlbio_teach.restoration import n2v_mask
+
+IMAGE = np.random.default_rng(0).gamma(2.0, 50.0, size=(32, 32))
+
+
+def verdict(capsys, result, expected: bool):
+    out = capsys.readouterr().out
+    assert bool(result) is expected
+    assert out.count("\n") == 1, out           # one line of feedback
+    if expected:
+        assert out.startswith("Correct: ") and "Not yet" not in out
+    else:
+        assert out.startswith("Not yet: ") and "Correct" not in out
+    return out
+
+
+def test_available_checkers():
+    assert dir(check) == sorted(["percentile_normalisation", "gradient_step", "leakage_split",
+                                 "photon_snr", "n2v_mask", "best_sigma"])
+
+
+def test_unknown_exercise():
+    with pytest.raises(AttributeError, match=r"No exercise called 'nope'.*gradient_step"):
+        check.nope
+    assert not hasattr(check, "also_missing")
+
+
+def test_register_adds_a_checker():
+    from dlbio_teach.exercises import _Checks
+
+    checks = _Checks()
+
+    @checks.register
+    def always(answer):
+        return answer
+
+    assert checks.always is always and dir(checks) == ["always"]
+
+
+# --- percentile_normalisation -----------------------------------------------------------
+
+def test_percentile_normalisation_correct(capsys):
+    answer = normalize_percentile(IMAGE, 1, 99.8)
+    verdict(capsys, check.percentile_normalisation(answer, IMAGE), True)
+
+
+def test_percentile_normalisation_wrong_range(capsys):
+    out = verdict(capsys, check.percentile_normalisation(normalize_minmax(IMAGE), IMAGE),
+                  False)
+    assert "percentiles are" in out
+
+
+def test_percentile_normalisation_wrong_shape(capsys):
+    out = verdict(capsys, check.percentile_normalisation(IMAGE[:10], IMAGE), False)
+    assert "shape" in out and "(10, 32)" in out
+
+
+# --- gradient_step ------------------------------------------------------------------------
+
+def test_gradient_step(capsys):
+    w, grad = np.array([1.0, -2.0, 0.5]), np.array([0.5, 1.0, -4.0])
+    verdict(capsys, check.gradient_step(w - 0.1 * grad, w=w, grad=grad, lr=0.1), True)
+    verdict(capsys, check.gradient_step(w + 0.1 * grad, w=w, grad=grad, lr=0.1), False)
+    verdict(capsys, check.gradient_step((w - 0.1 * grad)[:2], w=w, grad=grad, lr=0.1), False)
+    verdict(capsys, check.gradient_step(w - 0.2 * grad, w=w, grad=grad, lr=0.1), False)
+
+
+def test_gradient_step_scalar(capsys):
+    verdict(capsys, check.gradient_step(2.0 - 0.5 * 3.0, w=2.0, grad=3.0, lr=0.5), True)
+
+
+# --- leakage_split ------------------------------------------------------------------------
+
+def test_leakage_split(capsys):
+    image_of_patch = np.repeat(np.arange(5), 4)          # 5 images, 4 patches each
+    train = np.flatnonzero(image_of_patch < 3)
+    test = np.flatnonzero(image_of_patch >= 3)
+    verdict(capsys, check.leakage_split(train, test, image_of_patch), True)
+
+
+def test_leakage_split_patch_level_split_leaks(capsys):
+    image_of_patch = np.repeat(np.arange(5), 4)
+    order = np.random.default_rng(0).permutation(20)
+    out = verdict(capsys, check.leakage_split(order[:15], order[15:], image_of_patch), False)
+    assert "give patches to both sets" in out
+
+
+def test_leakage_split_same_patch_in_both(capsys):
+    image_of_patch = np.arange(6)                        # one patch per image
+    verdict(capsys, check.leakage_split([0, 1, 2], [2, 3], image_of_patch), False)
+
+
+# --- photon_snr -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("photons", [1.0, 25.0, 400.0])
+def test_photon_snr(capsys, photons):
+    verdict(capsys, check.photon_snr(np.sqrt(photons), photons=photons), True)
+    verdict(capsys, check.photon_snr(np.sqrt(photons) * 1.005, photons=photons), True)
+    verdict(capsys, check.photon_snr(2 * np.sqrt(photons), photons=photons), False)
+    verdict(capsys, check.photon_snr(0.98 * np.sqrt(photons), photons=photons), False)
+    verdict(capsys, check.photon_snr(photons / 2 + 1, photons=photons), False)
+
+
+# --- n2v_mask -------------------------------------------------------------------------------
+
+def test_n2v_mask_checker(capsys):
+    original = np.arange(256, dtype=np.float32).reshape(16, 16)
+    masked, mask = n2v_mask(original, fraction=0.1, seed=0)
+    verdict(capsys, check.n2v_mask(masked, original, mask), True)
+
+
+def test_n2v_mask_checker_nothing_replaced(capsys):
+    original = np.arange(256, dtype=np.float32).reshape(16, 16)
+    _, mask = n2v_mask(original, fraction=0.1, seed=0)
+    out = verdict(capsys, check.n2v_mask(original.copy(), original, mask), False)
+    assert "replace the pixels where mask is 1" in out
+
+
+def test_n2v_mask_checker_other_pixels_changed(capsys):
+    original = np.arange(256, dtype=np.float32).reshape(16, 16)
+    masked, mask = n2v_mask(original, fraction=0.1, seed=0)
+    masked = masked.copy()
+    masked[mask == 0] += 1
+    out = verdict(capsys, check.n2v_mask(masked, original, mask), False)
+    assert "outside the mask were changed" in out
+
+
+def test_n2v_mask_checker_empty_mask(capsys):
+    original = np.ones((8, 8))
+    verdict(capsys, check.n2v_mask(original, original, np.zeros((8, 8))), False)
+
+
+# --- best_sigma -----------------------------------------------------------------------------
+
+def test_best_sigma(capsys):
+    candidates, scores = [0.5, 1.0, 2.0, 4.0], [25.1, 27.3, 26.0, 22.4]
+    out = verdict(capsys, check.best_sigma(1.0, candidates=candidates, scores=scores), True)
+    assert "sigma = 1.0" in out
+    verdict(capsys, check.best_sigma(2.0, candidates=candidates, scores=scores), False)
+    verdict(capsys, check.best_sigma(np.float64(1.0), candidates=candidates, scores=scores),
+            True)
+
+
+def test_checkers_never_print_the_solution(capsys):
+    candidates, scores = [0.5, 1.0, 2.0], [20.0, 21.0, 30.0]
+    out = verdict(capsys, check.best_sigma(0.5, candidates=candidates, scores=scores), False)
+    assert "2.0" not in out
+    out = verdict(capsys, check.photon_snr(3.0, photons=49.0), False)
+    assert "7.0" not in out

@@ -1,0 +1,141 @@
+"""dlbio_teach.prediction: whole-image and tiled prediction give the same result."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dlbio_teach.models import UNet
+from dlbio_teach.prediction import predict
+
+
+def random_unet(depth=2, in_channels=1, out_channels=1, seed=0, **kw):
+    torch.manual_seed(seed)
+    net = UNet(in_channels, out_channels, depth=depth, base_channels=4, **kw)
+    # Non-trivial batch-norm statistics, so that eval mode is not the identity.
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def image(shape=(200, 173), seed=0):
+    return np.random.default_rng(seed).random(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_tiled_equals_whole_image(depth):
+    net = random_unet(depth=depth)
+    x = image()
+    whole = predict(net, x)
+    tiled = predict(net, x, tile_size=64)
+    assert whole.shape == tiled.shape == x.shape
+    assert np.abs(tiled - whole).max() < 1e-4
+    assert whole.std() > 1e-3            # the network does something
+
+
+def test_whole_image_equals_direct_forward():
+    net = random_unet()
+    x = image((45, 61))
+    with torch.no_grad():
+        direct = net(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    assert np.allclose(predict(net, x), direct, atol=1e-6)
+
+
+def test_tile_size_is_rounded_and_margin_respected():
+    net = random_unet(depth=2)
+    x = image((150, 130), seed=1)
+    whole = predict(net, x)
+    # tile 30 is rounded up to 32; an explicit margin of 33 to 36.
+    assert np.abs(predict(net, x, tile_size=30, margin=33) - whole).max() < 1e-4
+
+
+def test_too_small_margin_makes_seams():
+    net = random_unet(depth=2)
+    x = image((128, 128), seed=2)
+    whole = predict(net, x)
+    seamed = predict(net, x, tile_size=32, margin=0)
+    assert np.abs(seamed - whole).max() > 1e-3
+
+
+def test_tiles_larger_than_image_predict_in_one_go():
+    net = random_unet()
+    x = image((40, 50))
+    assert np.array_equal(predict(net, x, tile_size=64), predict(net, x))
+
+
+def test_single_channel_output_is_2d():
+    out = predict(random_unet(), image((37, 53)))
+    assert out.shape == (37, 53) and out.dtype == np.float32
+
+
+def test_three_channel_output():
+    net = random_unet(out_channels=3)
+    x = image((70, 90))
+    out = predict(net, x)
+    assert out.shape == (3, 70, 90) and out.dtype == np.float32
+    tiled = predict(net, x, tile_size=32)
+    assert tiled.shape == (3, 70, 90)
+    assert np.abs(tiled - out).max() < 1e-4
+
+
+def test_multi_channel_input():
+    net = random_unet(in_channels=2, out_channels=1)
+    x = np.stack([image((40, 44), seed=0), image((40, 44), seed=1)])
+    assert predict(net, x).shape == (40, 44)
+    with pytest.raises(RuntimeError):
+        predict(net, x[0])          # one channel for a two-channel network
+
+
+def test_integer_images_are_accepted():
+    net = random_unet()
+    x = (image((33, 35)) * 255).astype(np.uint8)
+    assert np.allclose(predict(net, x), predict(net, x.astype(np.float32)))
+
+
+def test_training_mode_is_restored():
+    net = random_unet().train()
+    predict(net, image((32, 32)))
+    assert net.training
+    net.eval()
+    predict(net, image((32, 32)))
+    assert not net.training
+
+
+def test_prediction_uses_eval_mode():
+    """Batch norm in training mode would use the tile's own statistics."""
+    net = random_unet().train()
+    x = image((64, 64))
+    out = predict(net, x)
+    with torch.no_grad():
+        expected = net.eval()(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    assert np.allclose(out, expected, atol=1e-6)
+
+
+def test_models_without_multiple():
+    net = torch.nn.Conv2d(1, 2, 3, padding=1).eval()
+    x = image((50, 70))
+    whole = predict(net, x)
+    assert whole.shape == (2, 50, 70)
+    assert np.abs(predict(net, x, tile_size=16) - whole).max() < 1e-5
+
+
+def test_explicit_device():
+    net = random_unet()
+    x = image((32, 40))
+    assert np.allclose(predict(net, x, device="cpu"), predict(net, x))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_image_is_rejected(bad):
+    x = image((32, 32))
+    x[5, 5] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        predict(random_unet(), x)
+
+
+@pytest.mark.parametrize("shape", [(10,), (1, 1, 8, 8)])
+def test_wrong_ndim_is_rejected(shape):
+    with pytest.raises(ValueError, match="2 or 3 dimensions"):
+        predict(random_unet(), np.zeros(shape, np.float32))

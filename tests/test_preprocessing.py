@@ -1,0 +1,251 @@
+"""dlbio_teach.preprocessing: input checks, normalisation, patches, splits, tiles."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlbio_teach.preprocessing import (check_image, grid_tiles, normalize_minmax,
+                                       normalize_percentile, random_patches, split_indices)
+
+
+# --- check_image ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float64, np.float32,
+                                   bool])
+def test_check_image_returns_float32(dtype):
+    image = (np.arange(12).reshape(3, 4) % 2).astype(dtype)
+    out = check_image(image)
+    assert out.dtype == np.float32 and out.shape == (3, 4)
+    assert np.array_equal(out, image.astype(np.float32))
+
+
+def test_check_image_accepts_lists():
+    assert check_image([[1, 2], [3, 4]]).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_check_image_wrong_ndim():
+    with pytest.raises(ValueError, match=r"image must have 2 dimensions \(Y, X\), got "
+                                         r"shape \(5,\)"):
+        check_image(np.zeros(5))
+
+
+def test_check_image_colour_hint():
+    with pytest.raises(ValueError, match=r"got shape \(8, 8, 3\).*pick one channel"):
+        check_image(np.zeros((8, 8, 3)))
+
+
+def test_check_image_several_ndims_and_name():
+    assert check_image(np.zeros((2, 8, 8)), ndim=(2, 3)).shape == (2, 8, 8)
+    with pytest.raises(ValueError, match=r"stack must have 3 dimensions"):
+        check_image(np.zeros((8, 8)), ndim=(3,), name="stack")
+    with pytest.raises(ValueError, match=r"must have 2 or 3 dimensions"):
+        check_image(np.zeros((1, 2, 8, 8)), ndim=(2, 3))
+
+
+def test_check_image_non_numeric():
+    with pytest.raises(ValueError, match="must be numeric, got dtype <U1"):
+        check_image(np.array([["a", "b"], ["c", "d"]]))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_check_image_nan_inf(bad):
+    image = np.ones((4, 4))
+    image[1, 2] = bad
+    with pytest.raises(ValueError, match="contains NaN or infinite values.*nan_to_num"):
+        check_image(image)
+
+
+def test_check_image_too_small():
+    assert check_image(np.zeros((32, 40)), min_size=32).shape == (32, 40)
+    with pytest.raises(ValueError, match=r"is \(31, 40\) pixels, smaller than the 32 "
+                                         "pixels needed"):
+        check_image(np.zeros((31, 40)), min_size=32)
+    with pytest.raises(ValueError, match="smaller than the 16 pixels"):
+        check_image(np.zeros((3, 20, 10)), ndim=(3,), min_size=16)
+
+
+# --- normalisation ----------------------------------------------------------------------
+
+def test_normalize_percentile_maps_percentiles():
+    image = np.random.default_rng(0).gamma(2.0, 100.0, size=(64, 64))
+    out = normalize_percentile(image, 1, 99.8)
+    assert out.shape == image.shape and out.dtype == np.float32
+    lo, hi = np.percentile(out, [1, 99.8])
+    assert lo == pytest.approx(0.0, abs=1e-5) and hi == pytest.approx(1.0, abs=1e-5)
+    assert out.min() < 0 or out.max() > 1     # not clipped by default
+
+
+def test_normalize_percentile_ignores_hot_pixels():
+    image = np.tile(np.linspace(0.0, 1.0, 100), (100, 1))
+    image[0, 0] = 1e6
+    out = normalize_percentile(image, 1, 99)
+    assert np.median(out) == pytest.approx(0.5, abs=0.02)
+    assert normalize_minmax(image).max() == 1.0
+    assert np.median(normalize_minmax(image)) < 1e-5
+
+
+def test_normalize_percentile_clip():
+    image = np.random.default_rng(1).normal(size=(50, 50))
+    out = normalize_percentile(image, 2, 98, clip=True)
+    assert out.min() == 0.0 and out.max() == 1.0
+    assert np.mean(out == 0) == pytest.approx(0.02, abs=0.005)
+
+
+def test_normalize_percentile_is_monotonic():
+    image = np.random.default_rng(2).random((30, 30))
+    out = normalize_percentile(image)
+    order = np.argsort(image.ravel())
+    assert np.all(np.diff(out.ravel()[order]) >= 0)
+
+
+def test_normalize_percentile_constant_image():
+    out = normalize_percentile(np.full((8, 8), 5.0))
+    assert np.all(np.isfinite(out)) and np.all(out == 0)
+
+
+def test_normalize_percentile_stack():
+    stack = np.random.default_rng(3).random((3, 20, 20)) * 10
+    out = normalize_percentile(stack, 0, 100)
+    assert out.shape == (3, 20, 20)
+    assert out.min() == pytest.approx(0.0, abs=1e-6) and out.max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("low, high", [(50, 50), (60, 40), (-1, 99), (1, 101)])
+def test_normalize_percentile_bad_percentiles(low, high):
+    with pytest.raises(ValueError, match="need 0 <= low < high <= 100"):
+        normalize_percentile(np.ones((4, 4)), low, high)
+
+
+def test_normalize_percentile_checks_input():
+    with pytest.raises(ValueError, match="NaN"):
+        normalize_percentile(np.full((4, 4), np.nan))
+    with pytest.raises(ValueError, match="2 or 3 dimensions"):
+        normalize_percentile(np.ones(10))
+
+
+def test_normalize_minmax():
+    image = np.array([[2, 4], [6, 10]], np.uint16)
+    out = normalize_minmax(image)
+    assert out.dtype == np.float32
+    assert out.tolist() == [[0.0, 0.25], [0.5, 1.0]]
+    assert np.all(normalize_minmax(np.full((3, 3), 7.0)) == 0)
+    with pytest.raises(ValueError, match="2 or 3 dimensions"):
+        normalize_minmax(np.ones((1, 1, 1, 1)))
+
+
+# --- random_patches ---------------------------------------------------------------------
+
+def test_random_patches_are_aligned():
+    rng = np.random.default_rng(0)
+    a = rng.random((4, 40, 50))
+    b = a * 3 + 1
+    mask = (a > 0.5).astype(np.uint8)
+    pa, pb, pm = random_patches([a, b, mask], 16, 30, seed=1)
+    assert pa.shape == pb.shape == pm.shape == (30, 16, 16)
+    assert pm.dtype == np.uint8
+    assert np.allclose(pb, pa * 3 + 1)
+    assert np.array_equal(pm, (pa > 0.5).astype(np.uint8))
+
+
+def test_random_patches_are_windows_of_the_images():
+    images = np.arange(3 * 20 * 30, dtype=np.int64).reshape(3, 20, 30)
+    (patches,) = random_patches([images], 8, 25, seed=2)
+    for p in patches:
+        i, y, x = np.unravel_index(p[0, 0], images.shape)
+        assert y + 8 <= 20 and x + 8 <= 30
+        assert np.array_equal(p, images[i, y:y + 8, x:x + 8])
+
+
+def test_random_patches_2d_input():
+    image = np.arange(100.0).reshape(10, 10)
+    (p,) = random_patches([image], 10, 3, seed=0)
+    assert p.shape == (3, 10, 10)
+    assert all(np.array_equal(q, image) for q in p)   # the whole image is the only window
+
+
+def test_random_patches_deterministic():
+    a = np.random.default_rng(0).random((5, 32, 32))
+    (p1,) = random_patches([a], 8, 10, seed=3)
+    (p2,) = random_patches([a], 8, 10, seed=3)
+    (p3,) = random_patches([a], 8, 10, seed=4)
+    assert np.array_equal(p1, p2) and not np.array_equal(p1, p3)
+
+
+def test_random_patches_weights():
+    stack = np.stack([np.full((12, 12), i, np.float32) for i in range(3)])
+    (p,) = random_patches([stack], 4, 50, seed=0, weights=[0.0, 0.0, 1.0])
+    assert np.all(p == 2)
+
+
+def test_random_patches_too_big():
+    with pytest.raises(ValueError, match=r"patch_size 33 is larger than the images "
+                                         r"\(32x40\)"):
+        random_patches([np.zeros((2, 32, 40))], 33, 4)
+
+
+def test_random_patches_unequal_shapes():
+    with pytest.raises(ValueError, match="equal shapes"):
+        random_patches([np.zeros((2, 32, 32)), np.zeros((2, 32, 31))], 8, 4)
+
+
+# --- split_indices ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [3, 5, 10, 17, 100])
+def test_split_indices_disjoint_and_covering(n):
+    parts = split_indices(n, seed=1)
+    assert len(parts) == 3
+    together = np.concatenate(parts)
+    assert len(together) == n
+    assert sorted(together.tolist()) == list(range(n))
+    for p in parts:
+        assert len(p) >= 1
+        assert np.all(np.diff(p) > 0)          # sorted, no repeats
+
+
+def test_split_indices_sizes():
+    train, val, test = split_indices(100, (0.7, 0.2, 0.1), seed=0)
+    assert (len(train), len(val), len(test)) == (70, 20, 10)
+    assert [len(p) for p in split_indices(10, (0.5, 0.5))] == [5, 5]
+
+
+def test_split_indices_deterministic():
+    a = split_indices(50, seed=2)
+    b = split_indices(50, seed=2)
+    c = split_indices(50, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_split_indices_errors():
+    with pytest.raises(ValueError, match="fractions must sum to 1"):
+        split_indices(10, (0.5, 0.2, 0.2))
+    with pytest.raises(ValueError, match="need at least 3 items to split, got 2"):
+        split_indices(2)
+
+
+# --- grid_tiles -------------------------------------------------------------------------
+
+def test_grid_tiles_order_and_content():
+    image = np.arange(10 * 12).reshape(10, 12)
+    tiles = grid_tiles(image, 2, 3)
+    assert tiles.shape == (6, 5, 4)
+    assert np.array_equal(tiles[0], image[:5, :4])
+    assert np.array_equal(tiles[2], image[:5, 8:12])    # row-major: first row first
+    assert np.array_equal(tiles[3], image[5:10, :4])
+    assert np.array_equal(tiles[5], image[5:10, 8:12])
+
+
+def test_grid_tiles_drops_the_remainder():
+    image = np.arange(11 * 13).reshape(11, 13)
+    tiles = grid_tiles(image, 2, 2)
+    assert tiles.shape == (4, 5, 6)
+    covered = np.zeros(image.shape, bool)
+    for t in tiles:
+        i, j = np.unravel_index(t[0, 0], image.shape)
+        covered[i:i + 5, j:j + 6] = True
+    assert covered[:10, :12].all() and not covered[10:].any() and not covered[:, 12:].any()
+
+
+def test_grid_tiles_single_tile():
+    image = np.random.default_rng(0).random((7, 9))
+    assert np.array_equal(grid_tiles(image, 1, 1)[0], image)
