@@ -226,17 +226,18 @@ def data_dir() -> Path:
     return Path(pooch.os_cache("dlbio_teach"))
 
 
-def source_url(url: str) -> str:
-    """Return where ``url`` is fetched from, after ``$DLBIO_DATA_MIRROR`` is applied.
+def source_url(url: str, mirror: str | None = None) -> str:
+    """Return where ``url`` is fetched from: ``https://HOST/PATH`` becomes
+    ``MIRROR/HOST/PATH`` when a mirror is given (default: ``$DLBIO_DATA_MIRROR``).
 
     Examples
     --------
-    >>> os.environ["DLBIO_DATA_MIRROR"] = "http://127.0.0.1:8000"
-    >>> source_url("https://example.org/a/b.tif")
+    >>> source_url("https://example.org/a/b.tif", mirror="http://127.0.0.1:8000")
     'http://127.0.0.1:8000/example.org/a/b.tif'
-    >>> del os.environ["DLBIO_DATA_MIRROR"]
     """
-    mirror = os.environ.get("DLBIO_DATA_MIRROR", "").strip()
+    if mirror is None:
+        mirror = os.environ.get("DLBIO_DATA_MIRROR", "")
+    mirror = mirror.strip()
     if mirror and url.startswith("https://"):
         return mirror.rstrip("/") + "/" + url[len("https://"):]
     return url

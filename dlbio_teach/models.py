@@ -125,21 +125,27 @@ class UNet(nn.Module):
 class TinyCNN(nn.Module):
     """A small classifier for patches: two conv layers, pooling and a linear layer.
 
+    The features are pooled to a coarse ``pool x pool`` grid rather than to one value, so
+    that the classifier still knows *where* in the patch something is (whether the centre
+    pixel lies in a nucleus, say).
+
     Examples
     --------
     >>> TinyCNN(n_classes=2)(torch.zeros(4, 1, 32, 32)).shape
     torch.Size([4, 2])
     """
 
-    def __init__(self, in_channels: int = 1, n_classes: int = 2, channels: int = 16):
+    def __init__(self, in_channels: int = 1, n_classes: int = 2, channels: int = 16,
+                 pool: int = 3):
         super().__init__()
-        self.config = dict(in_channels=in_channels, n_classes=n_classes, channels=channels)
+        self.config = dict(in_channels=in_channels, n_classes=n_classes, channels=channels,
+                           pool=pool)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
+            nn.AdaptiveAvgPool2d(pool),
         )
-        self.classifier = nn.Linear(2 * channels, n_classes)
+        self.classifier = nn.Linear(2 * channels * pool * pool, n_classes)
 
     def forward(self, x):
         return self.classifier(self.features(x).flatten(1))

@@ -12,7 +12,7 @@ The three methods train the same U-Net and differ only in what they learn from:
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -35,7 +35,8 @@ class RestorationConfig:
 
     ``n2v_fraction`` is the share of pixels hidden per patch (N2V's default 0.2 %, here
     larger because our patches are few), ``n2v_radius`` the neighbourhood a replacement
-    value is drawn from.
+    value is drawn from. ``n_val_patches`` (default: a quarter of ``n_patches``) are cut
+    from the validation images once and scored after every epoch.
     """
 
     method: str
@@ -49,6 +50,7 @@ class RestorationConfig:
     patience: int | None = None
     n2v_fraction: float = 0.02
     n2v_radius: int = 2
+    n_val_patches: int | None = None
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -191,12 +193,16 @@ def train_restoration(config: RestorationConfig, train: dict, val: dict, *, devi
             check_image(value, ndim=(3,), name=f"{part}[{key!r}]",
                         min_size=config.patch_size)
     torch.manual_seed(seed)   # same initial weights for every method of one seed
+    # CARE and Noise2Noise predict a correction of the input. Noise2Void must not: its
+    # training never shows a pixel's own value (the blind spot), so a residual path would
+    # pass that pixel's noise straight through at prediction time.
     model = UNet(1, 1, depth=config.depth, base_channels=config.base_channels,
-                 residual_output=True)
+                 residual_output=config.method != "n2v")
     train_data = training_patches(config, train["noisy"], train.get("clean"),
                                   train.get("noisy2"), seed=seed)
-    val_data = training_patches(config, val["noisy"], val.get("clean"), val.get("noisy2"),
-                                seed=seed + 1)
+    n_val = config.n_val_patches or max(1, config.n_patches // 4)
+    val_data = training_patches(replace(config, n_patches=n_val), val["noisy"],
+                                val.get("clean"), val.get("noisy2"), seed=seed + 1)
     if config.method == "n2v":
         def transform(batch, generator):
             masked, mask = n2v_mask_batch(batch[0], fraction=config.n2v_fraction,

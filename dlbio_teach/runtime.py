@@ -59,7 +59,7 @@ class Profile:
 PROFILES = {
     "smoke": Profile("smoke", epochs=6, n_patches=256, patch_size=32, batch_size=16,
                      base_channels=8, n_images=3, image_size=128, n_seeds=2),
-    "standard": Profile("standard", epochs=20, n_patches=768, patch_size=64, batch_size=16,
+    "standard": Profile("standard", epochs=20, n_patches=512, patch_size=48, batch_size=16,
                         base_channels=16, n_images=8, image_size=256, n_seeds=3),
     "full": Profile("full", epochs=60, n_patches=4096, patch_size=96, batch_size=32,
                     base_channels=32, n_images=24, image_size=512, n_seeds=5),

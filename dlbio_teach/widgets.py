@@ -64,7 +64,13 @@ def compare_viewer(images: dict, *, percentiles=(1.0, 99.8), cmap: str = "magma"
         raise ValueError("compare_viewer needs at least two 2D images of the same shape, "
                          f"got shapes {[a.shape for a in arrays]}.")
     if not widgets_available():
-        return show_images(arrays, names, percentiles=percentiles, cmap=cmap)
+        import matplotlib.pyplot as plt
+
+        figure = show_images(arrays, names, percentiles=percentiles, cmap=cmap)
+        # Closed, the figure is shown once, as the cell's result; open, Jupyter's inline
+        # backend would draw it a second time at the end of the cell.
+        plt.close(figure)
+        return figure
 
     import ipywidgets as w
     import matplotlib.pyplot as plt

@@ -352,3 +352,16 @@ def test_cli_prefetch_failure_exit_code(data_home):
                                                "DLBIO_OFFLINE": "1"})
     assert result.returncode == 1
     assert "FAILED  blobs" in result.stdout
+
+
+@pytest.mark.parametrize("page", ["data/README.md", "book/datasets.md"])
+def test_dataset_cards_on_pages_match_the_registry(page):
+    """The cards in the README and the book are the registry's, word for word."""
+    from pathlib import Path
+
+    from dlbio_teach.data import REGISTRY, dataset_card
+    text = (Path(__file__).resolve().parents[1] / page).read_text(encoding="utf-8")
+    for name in REGISTRY:
+        assert dataset_card(name) in text, (
+            f"{page}: the card of {name!r} differs from the registry; regenerate it with "
+            "`python -m dlbio_teach.data cards`")

@@ -155,3 +155,14 @@ def test_checkers_never_print_the_solution(capsys):
     assert "2.0" not in out
     out = verdict(capsys, check.photon_snr(3.0, photons=49.0), False)
     assert "7.0" not in out
+
+
+def test_unanswered_exercise_says_so(capsys):
+    assert not check.gradient_step(..., w=[1.0], grad=[1.0], lr=0.1)
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_verdict_is_a_truth_value_that_notebooks_do_not_echo():
+    from dlbio_teach.exercises import Verdict
+    assert bool(Verdict(True)) and not Verdict(False)
+    assert Verdict(True)._ipython_display_() is None   # IPython shows nothing for it

@@ -116,16 +116,16 @@ def test_tiny_cnn():
     net = TinyCNN(in_channels=2, n_classes=5, channels=8)
     assert net(torch.zeros(4, 2, 32, 32)).shape == (4, 5)
     assert net(torch.zeros(1, 2, 17, 23)).shape == (1, 5)   # any patch size
-    assert net.config == dict(in_channels=2, n_classes=5, channels=8)
+    assert net.config == dict(in_channels=2, n_classes=5, channels=8, pool=3)
 
 
 def test_count_parameters():
     assert count_parameters(nn.Linear(3, 2)) == 8
     assert count_parameters(nn.Conv2d(1, 4, 3)) == 4 * 9 + 4
-    # TinyCNN: conv 1->c, conv c->2c, linear 2c->k
-    c, k = 8, 3
-    expected = (9 * c + c) + (9 * c * 2 * c + 2 * c) + (2 * c * k + k)
-    assert count_parameters(TinyCNN(1, k, c)) == expected
+    # TinyCNN: conv 1->c, conv c->2c, linear (2c * pool^2)->k
+    c, k, pool = 8, 3, 3
+    expected = (9 * c + c) + (9 * c * 2 * c + 2 * c) + (2 * c * pool * pool * k + k)
+    assert count_parameters(TinyCNN(1, k, c, pool=pool)) == expected
 
 
 def test_count_parameters_ignores_frozen():

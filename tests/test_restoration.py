@@ -269,7 +269,8 @@ def test_train_restoration_runs(stacks, method, tmp_path):
     model, history = train_restoration(tiny_config(method, epochs=2), data, val,
                                        checkpoint_dir=tmp_path, progress=False)
     assert history.epochs_run == 2 and len(history.val_loss) == 2
-    assert model.residual_output and model.config["base_channels"] == 4
+    # N2V never sees a pixel's own value in training: no residual path for it.
+    assert model.residual_output == (method != "n2v") and model.config["base_channels"] == 4
     assert not model.training
     assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
     assert predict(model, noisy[0]).shape == (64, 64)
