@@ -15,15 +15,12 @@ served on a loopback port for the run, as in the tests.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import os
 import platform
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -66,14 +63,6 @@ def _merge_streams(outputs: list) -> list:
     return merged
 
 
-def _serve_mirror() -> str:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(MIRROR_DIR))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}"
-
-
 def run_notebook(path: Path, *, profile: str, write: bool, timeout: int, env: dict) -> dict:
     """Run one notebook in a child process; return its wall time and peak memory."""
     out_path = path if write else Path(os.environ.get("TMPDIR", "/tmp")) / f"run_{path.name}"
@@ -105,7 +94,8 @@ def main(argv=None) -> int:
     env = dict(os.environ, DLBIO_PROFILE=args.profile, DLBIO_WIDGETS="0")
     env.pop("MPLBACKEND", None)          # the kernel's inline backend: figures in the outputs
     if not env.get("DLBIO_DATA_MIRROR") and MIRROR_DIR.is_dir():
-        env["DLBIO_DATA_MIRROR"] = _serve_mirror()
+        from dlbio_teach.data import serve_mirror
+        env["DLBIO_DATA_MIRROR"], _ = serve_mirror(MIRROR_DIR)
 
     results = []
     for path in notebooks:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["DataFile", "Dataset", "REGISTRY", "DatasetUnavailableError", "ChecksumError",
-           "data_dir", "source_url", "fetch", "load", "dataset_card"]
+           "data_dir", "source_url", "fetch", "load", "dataset_card", "serve_mirror"]
 
 _BAI = ("https://github.com/haesleinhuepf/BioImageAnalysisNotebooks/raw/"
         "3766d2f6056aa0058241b80a66c234977e833762/data/")
@@ -393,6 +393,37 @@ def dataset_card(name: str) -> str:
         size = f"{f.size:,} bytes" if f.size else "size not recorded"
         lines.append(f"  - `{key}`: <{f.url}> ({size}), sha256 `{f.sha256}`")
     return "\n".join(lines) + "\n"
+
+
+def serve_mirror(folder, *, host: str = "127.0.0.1", port: int = 0):
+    """Serve ``folder`` over HTTP from a background thread; return ``(base_url, server)``.
+
+    The folder must hold each file at ``HOST/PATH`` of its upstream URL; then setting
+    ``DLBIO_DATA_MIRROR`` to ``base_url`` makes :func:`fetch` download from it. The tests
+    use this on a free loopback port (``port=0``). Stop it with ``server.shutdown()``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> url, server = serve_mirror(tempfile.mkdtemp())
+    >>> url.startswith("http://127.0.0.1:")
+    True
+    >>> server.shutdown(); server.server_close()
+    """
+    import functools
+    import http.server
+    import threading
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 (the base class's signature)
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="dlbio-data-mirror",
+                     daemon=True).start()
+    return f"http://{host}:{server.server_address[1]}", server
 
 
 def _main(argv=None) -> int:

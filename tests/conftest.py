@@ -15,16 +15,15 @@ Without the mirror folder the tests that need real data are skipped, and the not
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import shutil
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
+
+from dlbio_teach.data import serve_mirror
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIRROR_DIR = REPO_ROOT.parent / "shared" / "data-mirror"
@@ -32,24 +31,6 @@ MIRROR_MISSING = "../shared/data-mirror not found: real-data tests need the mirr
 
 # Filled in by pytest_configure; read by the fixtures and hooks below.
 STATE = {"mirror_available": False, "mirror_url": None, "server": None, "tmp_data_dir": None}
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files without writing a log line per request to stderr."""
-
-    def log_message(self, format, *args):  # noqa: A002 (the base class's signature)
-        pass
-
-
-def _start_mirror(directory: Path) -> str:
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="dlbio-data-mirror",
-                              daemon=True)
-    thread.start()
-    STATE["server"] = server
-    return f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def pytest_configure(config):
@@ -63,7 +44,7 @@ def pytest_configure(config):
     STATE["mirror_available"] = available
     if available:
         if not os.environ.get("DLBIO_DATA_MIRROR"):
-            os.environ["DLBIO_DATA_MIRROR"] = _start_mirror(MIRROR_DIR)
+            os.environ["DLBIO_DATA_MIRROR"], STATE["server"] = serve_mirror(MIRROR_DIR)
         STATE["mirror_url"] = os.environ["DLBIO_DATA_MIRROR"]
     config.dlbio_mirror_available = available
     config.addinivalue_line(
