@@ -1,0 +1,116 @@
+"""Object matching metrics, on cases small enough to count by hand."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dlbio_teach.metrics import (iou_matrix, match_instances, matching_scores,
+                                 merges_and_splits)
+
+
+def squares(*boxes, shape=(12, 12)):
+    """Label image with one object per (label, y0, y1, x0, x1) box."""
+    image = np.zeros(shape, np.int32)
+    for label, y0, y1, x0, x1 in boxes:
+        image[y0:y1, x0:x1] = label
+    return image
+
+
+TRUE = squares((1, 0, 4, 0, 4), (2, 0, 4, 6, 10), (3, 6, 10, 0, 4))   # three 4x4 objects
+
+
+def test_perfect_prediction_with_other_label_numbers():
+    pred = np.where(TRUE > 0, TRUE * 10 + 5, 0)
+    m = match_instances(TRUE, pred)
+    assert (m["tp"], m["fp"], m["fn"]) == (3, 0, 0)
+    assert m["f1"] == m["accuracy"] == m["panoptic_quality"] == 1.0
+    assert m["mean_matched_iou"] == 1.0
+    assert sorted(p[:2] for p in m["pairs"]) == [(1, 15), (2, 25), (3, 35)]
+
+
+def test_hand_counted_partial_case():
+    # Object 1 found with IoU 12/16 = 0.75 (a 4x3 box inside the 4x4); object 2 missed;
+    # object 3 found exactly; one false positive far away.
+    pred = squares((1, 0, 4, 0, 3), (3, 6, 10, 0, 4), (9, 10, 12, 10, 12))
+    m = match_instances(TRUE, pred, threshold=0.5)
+    assert (m["tp"], m["fp"], m["fn"]) == (2, 1, 1)
+    assert m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(4 / 6)
+    assert m["accuracy"] == pytest.approx(2 / 4)
+    assert m["mean_matched_iou"] == pytest.approx((0.75 + 1.0) / 2)
+    assert m["panoptic_quality"] == pytest.approx(1.75 / (2 + 0.5 + 0.5))
+    # At IoU 0.8 the 0.75 match no longer counts.
+    strict = match_instances(TRUE, pred, threshold=0.8)
+    assert (strict["tp"], strict["fp"], strict["fn"]) == (1, 2, 2)
+
+
+def test_merge_is_one_fp_and_two_fn_at_iou_half():
+    # Two touching true objects predicted as one: IoU with each is 8/16 = 0.5 at most.
+    true = squares((1, 0, 4, 0, 4), (2, 0, 4, 4, 8))
+    pred = squares((1, 0, 4, 0, 8))
+    iou, _, _ = iou_matrix(true, pred)
+    assert iou.tolist() == [[0.5], [0.5]]
+    m = match_instances(true, pred, threshold=0.5)
+    assert (m["tp"], m["fp"], m["fn"]) == (1, 0, 1)        # IoU 0.5 counts (>=)
+    m = match_instances(true, pred, threshold=0.51)
+    assert (m["tp"], m["fp"], m["fn"]) == (0, 1, 2)
+    assert merges_and_splits(true, pred) == {"merges": 1, "splits": 0}
+
+
+def test_split_is_counted_as_a_split():
+    true = squares((1, 0, 4, 0, 8))
+    pred = squares((1, 0, 4, 0, 4), (2, 0, 4, 4, 8))
+    assert merges_and_splits(true, pred) == {"merges": 0, "splits": 1}
+    m = match_instances(true, pred, threshold=0.6)
+    assert (m["tp"], m["fp"], m["fn"]) == (0, 2, 1)
+
+
+def test_empty_images_are_explicit():
+    empty = np.zeros((5, 5), np.int32)
+    both = match_instances(empty, empty)
+    assert (both["tp"], both["fp"], both["fn"]) == (0, 0, 0)
+    assert both["f1"] == both["accuracy"] == both["precision"] == both["recall"] == 1.0
+    assert math.isnan(both["mean_matched_iou"])
+    nothing_found = match_instances(TRUE, np.zeros_like(TRUE))
+    assert (nothing_found["fn"], nothing_found["f1"], nothing_found["recall"]) == (3, 0.0, 0.0)
+    nothing_there = match_instances(np.zeros_like(TRUE), TRUE)
+    assert (nothing_there["fp"], nothing_there["precision"]) == (3, 0.0)
+
+
+def test_hungarian_beats_greedy_below_half():
+    # At IoU 0.3 a prediction can overlap two true objects; one-to-one matching must
+    # pair A with the object only it covers, leaving the best total.
+    true = squares((1, 0, 4, 0, 4), (2, 0, 4, 4, 6), shape=(4, 8))
+    pred = squares((1, 0, 4, 1, 6), (2, 0, 4, 0, 2), shape=(4, 8))
+    iou, _, _ = iou_matrix(true, pred)
+    m = match_instances(true, pred, threshold=0.3)
+    assert m["tp"] == 2
+    best_total = max(iou[0, 0] + iou[1, 1], iou[0, 1] + iou[1, 0])
+    assert m["sum_iou"] == pytest.approx(best_total)
+
+
+def test_pooled_scores_weigh_objects_not_images():
+    counts = [match_instances(TRUE, TRUE), match_instances(TRUE, np.zeros_like(TRUE))]
+    pooled = matching_scores(**{k: sum(c[k] for c in counts)
+                                for k in ("tp", "fp", "fn", "sum_iou")})
+    assert pooled["recall"] == pytest.approx(3 / 6)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((3, 3, 2), np.int32), "2D integer"),
+    (np.zeros((3, 3), np.float32), "2D integer"),
+    (-np.ones((3, 3), np.int32), "negative"),
+])
+def test_bad_label_images_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        match_instances(bad, np.zeros((3, 3), np.int32))
+
+
+def test_shape_mismatch_and_threshold_are_checked():
+    with pytest.raises(ValueError, match="differ in shape"):
+        iou_matrix(np.zeros((3, 3), int), np.zeros((3, 4), int))
+    with pytest.raises(ValueError, match="threshold"):
+        match_instances(TRUE, TRUE, threshold=0)
