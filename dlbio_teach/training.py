@@ -116,6 +116,14 @@ def load_weights(model: torch.nn.Module, path, *, device=None) -> torch.nn.Modul
     return model
 
 
+def _to_device(tensor, device):
+    # Images go channels-last: convolutions run faster in that layout (oneDNN on CPUs,
+    # tensor cores on GPUs); the values are the same.
+    if tensor.ndim == 4 and tensor.is_floating_point():
+        return tensor.to(device, memory_format=torch.channels_last, non_blocking=True)
+    return tensor.to(device, non_blocking=True)
+
+
 def _run_epoch(model, tensors, loss_fn, *, batch_size, device, optimizer, scaler,
                generator, augment, transform):
     training = optimizer is not None
@@ -133,7 +141,7 @@ def _run_epoch(model, tensors, loss_fn, *, batch_size, device, optimizer, scaler
             batch = _augment(batch, generator)
         if transform is not None:
             batch = transform(batch, generator)
-        batch = [t.to(device, non_blocking=True) for t in batch]
+        batch = [_to_device(t, device) for t in batch]
         with torch.set_grad_enabled(training), \
                 torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             output = model(batch[0])
@@ -201,7 +209,7 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
     device = torch.device(device or "cpu")
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last)
     train = as_tensors(*train_data)
     val = as_tensors(*val_data) if val_data is not None else None
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
