@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         print(f"  {results[-1]}", flush=True)
     total = sum(r["seconds"] for r in results)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"\n| notebook | profile | wall time (s) | peak memory (MiB) | ok |\n|---|---|---|---|---|")
+    print("\n| notebook | profile | wall time (s) | peak memory (MiB) | ok |\n|---|---|---|---|---|")
     for r in results:
         print(f"| {r['notebook']} | {r['profile']} | {r['seconds']} | {r['peak_mib']} | "
               f"{'yes' if r['ok'] else 'NO'} |")

@@ -107,7 +107,7 @@ def main(argv=None) -> int:
           f"patch {args.patch}, batch {args.batch}, {args.steps_per_epoch * args.epochs} "
           f"steps, depth 2, {args.channels} channels; torch {torch.__version__}, "
           f"careamics {careamics.__version__}, {os.cpu_count()} CPU cores")
-    print(f"\n| method | PSNR (dB) | SSIM | wall time (s) |\n|---|---|---|---|")
+    print("\n| method | PSNR (dB) | SSIM | wall time (s) |\n|---|---|---|---|")
     scores = {}
     for name, (restored, seconds) in rows.items():
         scores[name] = restoration_scores(clean, restored)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -201,7 +201,3 @@ def setup_course(seed: int = 0, profile: str | None = None, device: str | None =
         print(course.describe())
     return course
 
-
-def scaled(profile: Profile, **changes) -> Profile:
-    """Return a copy of ``profile`` with some sizes changed (for exercises and tests)."""
-    return replace(profile, **changes)

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import dlbio_teach
-from dlbio_teach import runtime
 from dlbio_teach.runtime import (PROFILES, Course, Profile, get_profile, pick_device,
                                  seed_everything, setup_course)
 
@@ -72,14 +71,6 @@ def test_unknown_profile_from_environment(monkeypatch):
     monkeypatch.setenv("DLBIO_PROFILE", "tiny")
     with pytest.raises(ValueError, match="Unknown profile 'tiny'"):
         get_profile()
-
-
-def test_scaled_changes_only_what_is_asked():
-    smoke = get_profile("smoke")
-    small = runtime.scaled(smoke, epochs=1, n_patches=8)
-    assert (small.epochs, small.n_patches) == (1, 8)
-    assert small.patch_size == smoke.patch_size and small.name == smoke.name
-    assert smoke.epochs == PROFILES["smoke"].epochs   # the original is untouched
 
 
 def test_pick_device_cpu(monkeypatch):
