@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from skimage import metrics as skm
 
-from .preprocessing import check_image
+from .preprocessing import check_image, check_labels
 
 __all__ = ["rescale_affine", "psnr", "ssim", "restoration_scores", "iou_matrix",
            "match_instances", "matching_scores", "merges_and_splits"]
@@ -116,14 +116,12 @@ def restoration_scores(target, prediction, *, data_range: float = 1.0,
 # and the mean matched IoU is NaN (no pair to average), stated rather than guessed.
 
 
-def _labels(image, name):
-    array = np.asarray(image)
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{name} must be a 2D integer label image (0 = background), got "
-                         f"shape {array.shape} and dtype {array.dtype}.")
-    if array.min() < 0:
-        raise ValueError(f"{name} has negative labels; use 0 for background, 1.. for objects.")
-    return array
+def _label_pair(true_labels, pred_labels):
+    t = check_labels(true_labels, name="true_labels")
+    p = check_labels(pred_labels, name="pred_labels")
+    if t.shape != p.shape:
+        raise ValueError(f"true {t.shape} and predicted {p.shape} labels differ in shape.")
+    return t, p
 
 
 def iou_matrix(true_labels, pred_labels):
@@ -138,10 +136,7 @@ def iou_matrix(true_labels, pred_labels):
     >>> iou.tolist()
     [[0.5]]
     """
-    t = _labels(true_labels, "true_labels")
-    p = _labels(pred_labels, "pred_labels")
-    if t.shape != p.shape:
-        raise ValueError(f"true {t.shape} and predicted {p.shape} labels differ in shape.")
+    t, p = _label_pair(true_labels, pred_labels)
     true_ids, t_idx = np.unique(t, return_inverse=True)
     pred_ids, p_idx = np.unique(p, return_inverse=True)
     overlap = np.zeros((len(true_ids), len(pred_ids)), np.int64)
@@ -222,20 +217,17 @@ def merges_and_splits(true_labels, pred_labels, *, cover: float = 0.5) -> dict:
     >>> merges_and_splits(t, p)
     {'merges': 1, 'splits': 0}
     """
-    t = _labels(true_labels, "true_labels")
-    p = _labels(pred_labels, "pred_labels")
-    if t.shape != p.shape:
-        raise ValueError(f"true {t.shape} and predicted {p.shape} labels differ in shape.")
+    t, p = _label_pair(true_labels, pred_labels)
 
     def count(a, b):
         # Objects of b that hold more than `cover` of each of at least two objects of a.
-        ids, idx = np.unique(a, return_inverse=True)
+        _, idx = np.unique(a, return_inverse=True)
         area = np.bincount(idx.ravel())
         fg = (a > 0) & (b > 0)
         pairs, n = np.unique(np.stack([idx.ravel()[fg.ravel()], b[fg]]), axis=1,
                              return_counts=True)
         held = n > cover * area[pairs[0]]
-        owners, times = np.unique(pairs[1][held], return_counts=True)
+        _, times = np.unique(pairs[1][held], return_counts=True)
         return int(np.sum(times >= 2))
 
     return {"merges": count(t, p), "splits": count(p, t)}

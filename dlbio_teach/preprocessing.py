@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_image", "normalize_percentile", "normalize_minmax", "random_patches",
-           "split_indices", "grid_tiles", "labelled_patches"]
+__all__ = ["check_image", "check_labels", "normalize_percentile", "normalize_minmax",
+           "random_patches", "split_indices", "grid_tiles", "labelled_patches"]
 
 
 def check_image(image, *, ndim=(2,), name: str = "image", min_size: int = 1) -> np.ndarray:
@@ -33,6 +33,23 @@ def check_image(image, *, ndim=(2,), name: str = "image", min_size: int = 1) -> 
     if min(array.shape[-2:]) < min_size:
         raise ValueError(f"{name} is {array.shape[-2:]} pixels, smaller than the "
                          f"{min_size} pixels needed; use a larger image or a smaller patch.")
+    return array
+
+
+def check_labels(labels, *, name: str = "labels") -> np.ndarray:
+    """Return ``labels`` after checking it is an instance mask: 2D, integer, 0 = background.
+
+    Examples
+    --------
+    >>> check_labels(np.array([[0, 1], [2, 2]])).shape
+    (2, 2)
+    """
+    array = np.asarray(labels)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must be a 2D integer instance mask (0 = background, 1.. "
+                         f"objects), got shape {array.shape} and dtype {array.dtype}.")
+    if array.size and array.min() < 0:
+        raise ValueError(f"{name} has negative labels; use 0 for background, 1.. for objects.")
     return array
 
 

@@ -13,20 +13,12 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import feature, filters, measure, morphology, segmentation
 
-from .preprocessing import check_image
+from .preprocessing import check_image, check_labels
 
 __all__ = ["BACKGROUND", "INTERIOR", "BOUNDARY", "three_class_targets", "class_weights",
            "otsu_watershed", "instances_from_interior"]
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
-
-
-def _label_image(labels, name="labels") -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name} must be a 2D integer instance mask, got shape "
-                         f"{labels.shape} and dtype {labels.dtype}.")
-    return labels
 
 
 def three_class_targets(labels) -> np.ndarray:
@@ -41,7 +33,7 @@ def three_class_targets(labels) -> np.ndarray:
     >>> three_class_targets(lab)[1:5, 1:5].tolist()
     [[2, 2, 2, 2], [2, 1, 1, 2], [2, 1, 1, 2], [2, 2, 2, 2]]
     """
-    labels = _label_image(labels)
+    labels = check_labels(labels)
     target = np.where(labels > 0, INTERIOR, BACKGROUND).astype(np.int64)
     target[segmentation.find_boundaries(labels, mode="inner") & (labels > 0)] = BOUNDARY
     return target

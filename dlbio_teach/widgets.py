@@ -63,9 +63,9 @@ def compare_viewer(images: dict, *, percentiles=(1.0, 99.8), cmap: str = "magma"
     if len(arrays) < 2 or any(a.shape != arrays[0].shape or a.ndim != 2 for a in arrays):
         raise ValueError("compare_viewer needs at least two 2D images of the same shape, "
                          f"got shapes {[a.shape for a in arrays]}.")
-    if not widgets_available():
-        import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt
 
+    if not widgets_available():
         figure = show_images(arrays, names, percentiles=percentiles, cmap=cmap)
         # Closed, the figure is shown once, as the cell's result; open, Jupyter's inline
         # backend would draw it a second time at the end of the cell.
@@ -73,7 +73,6 @@ def compare_viewer(images: dict, *, percentiles=(1.0, 99.8), cmap: str = "magma"
         return figure
 
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     lo, hi = np.percentile(np.concatenate([a.ravel() for a in arrays]), percentiles)
     left = w.Dropdown(options=names, value=names[0], description="left")
