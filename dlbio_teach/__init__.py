@@ -2,8 +2,8 @@
 
 Modules, in the order data flows through them: :mod:`runtime`, :mod:`data`,
 :mod:`synthetic`, :mod:`preprocessing`, :mod:`models`, :mod:`training`,
-:mod:`prediction`, :mod:`restoration`, :mod:`metrics`, :mod:`viz`, :mod:`widgets`,
-:mod:`exercises`.
+:mod:`prediction`, :mod:`restoration`, :mod:`segmentation`, :mod:`metrics`,
+:mod:`validation`, :mod:`reporting`, :mod:`viz`, :mod:`widgets`, :mod:`exercises`.
 """
 __version__ = "0.1.0"
 

@@ -133,3 +133,30 @@ def best_sigma(answer, *, candidates, scores) -> bool:
     return _report(float(answer) == float(best),
                    f"sigma = {best}: chosen on validation images, never on the test images.",
                    "pick the candidate whose validation PSNR is highest (np.argmax).")
+
+
+@check.register
+def f1_from_counts(answer, *, tp: int, fp: int, fn: int) -> bool:
+    """Chapter 3: F1 of instance matching from the pooled counts."""
+    expected = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+    ok = abs(float(answer) - expected) < 1e-6
+    precision_recall_mean = ((tp / (tp + fp) if tp + fp else 0)
+                             + (tp / (tp + fn) if tp + fn else 0)) / 2
+    hint = ("that is the arithmetic mean of precision and recall; F1 is their harmonic mean."
+            if abs(float(answer) - precision_recall_mean) < 1e-6 else
+            "F1 = 2 TP / (2 TP + FP + FN), the harmonic mean of precision and recall.")
+    return _report(ok, f"F1 = {expected:.3f}; DSB accuracy TP / (TP + FP + FN) would be "
+                       f"{tp / max(tp + fp + fn, 1):.3f}.", hint)
+
+
+@check.register
+def threshold_split(answer) -> bool:
+    """Chapter 3: post-processing thresholds are chosen on the validation split."""
+    answer = str(answer).strip().lower()
+    return _report(answer == "validation",
+                   "choices are made on validation images; the test split is looked at once, "
+                   "after everything is fixed.",
+                   "the test split must not influence any choice, or its score is optimistic; "
+                   "the training split is what the network has already fit." if answer in
+                   ("test", "train", "training") else
+                   'answer one of "train", "validation" or "test".')

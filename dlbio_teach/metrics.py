@@ -15,7 +15,7 @@ from skimage import metrics as skm
 from .preprocessing import check_image, check_labels
 
 __all__ = ["rescale_affine", "psnr", "ssim", "restoration_scores", "iou_matrix",
-           "match_instances", "matching_scores", "merges_and_splits"]
+           "match_instances", "matching_scores", "match_dataset", "merges_and_splits"]
 
 
 def _pair(target, prediction):
@@ -202,6 +202,47 @@ def matching_scores(*, tp: int, fp: int, fn: int, sum_iou: float, **_) -> dict:
             "accuracy": tp / (tp + fp + fn),
             "mean_matched_iou": sum_iou / tp if tp else float("nan"),
             "panoptic_quality": sum_iou / (tp + fp / 2 + fn / 2)}
+
+
+def match_dataset(true_labels, pred_labels, *, thresholds=(0.5,)) -> list[dict]:
+    """Score a dataset at each IoU threshold: counts pooled over its images, then scores.
+
+    Parameters
+    ----------
+    true_labels, pred_labels : sequence of ndarray ``(Y, X)``
+        Ground truth and prediction of each image, in the same order.
+    thresholds : sequence of float
+        IoU thresholds, e.g. ``np.arange(0.5, 1.0, 0.05)`` for the DSB2018 range.
+
+    Returns
+    -------
+    list of dict
+        One per threshold: ``threshold``, the pooled ``tp``, ``fp``, ``fn``, ``sum_iou``,
+        ``n_images`` and the scores of :func:`matching_scores`.
+
+    Examples
+    --------
+    >>> t = np.zeros((6, 6), int); t[:3, :3] = 1; t[3:, 3:] = 2
+    >>> rows = match_dataset([t, t], [t, np.zeros_like(t)], thresholds=[0.5, 0.9])
+    >>> [(r["tp"], r["fn"], round(r["f1"], 3)) for r in rows]
+    [(2, 2, 0.667), (2, 2, 0.667)]
+    """
+    true_labels, pred_labels = list(true_labels), list(pred_labels)
+    if len(true_labels) != len(pred_labels) or not true_labels:
+        raise ValueError(f"need one prediction per ground-truth image, got "
+                         f"{len(true_labels)} ground truths and {len(pred_labels)} "
+                         "predictions.")
+    pairs = [_label_pair(t, p) for t, p in zip(true_labels, pred_labels)]
+    rows = []
+    for threshold in thresholds:
+        counts = {"tp": 0, "fp": 0, "fn": 0, "sum_iou": 0.0}
+        for t, p in pairs:
+            m = match_instances(t, p, threshold=float(threshold))
+            for key in counts:
+                counts[key] += m[key]
+        rows.append({"threshold": float(threshold), "n_images": len(pairs), **counts,
+                     **matching_scores(**counts)})
+    return rows
 
 
 def merges_and_splits(true_labels, pred_labels, *, cover: float = 0.5) -> dict:

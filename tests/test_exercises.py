@@ -24,7 +24,8 @@ def verdict(capsys, result, expected: bool):
 
 def test_available_checkers():
     assert dir(check) == sorted(["percentile_normalisation", "gradient_step", "leakage_split",
-                                 "photon_snr", "n2v_mask", "best_sigma"])
+                                 "photon_snr", "n2v_mask", "best_sigma", "f1_from_counts",
+                                 "threshold_split"])
 
 
 def test_unknown_exercise():
@@ -166,3 +167,19 @@ def test_verdict_is_a_truth_value_that_notebooks_do_not_echo():
     from dlbio_teach.exercises import Verdict
     assert bool(Verdict(True)) and not Verdict(False)
     assert Verdict(True)._ipython_display_() is None   # IPython shows nothing for it
+
+
+def test_f1_from_counts(capsys):
+    verdict(capsys, check.f1_from_counts(2 * 8 / (16 + 2 + 4), tp=8, fp=2, fn=4), True)
+    # The arithmetic mean of precision (0.8) and recall (2/3) is a classic mistake.
+    out = verdict(capsys, check.f1_from_counts((0.8 + 8 / 12) / 2, tp=8, fp=2, fn=4), False)
+    assert "harmonic" in out
+    verdict(capsys, check.f1_from_counts(8 / 14, tp=8, fp=2, fn=4), False)   # DSB accuracy
+
+
+def test_threshold_split(capsys):
+    verdict(capsys, check.threshold_split(" Validation"), True)
+    out = verdict(capsys, check.threshold_split("test"), False)
+    assert "optimistic" in out
+    out = verdict(capsys, check.threshold_split("the best one"), False)
+    assert "answer one of" in out

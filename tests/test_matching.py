@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from dlbio_teach.metrics import (iou_matrix, match_instances, matching_scores,
+from dlbio_teach.metrics import (iou_matrix, match_dataset, match_instances, matching_scores,
                                  merges_and_splits)
 
 
@@ -114,3 +114,23 @@ def test_shape_mismatch_and_threshold_are_checked():
         iou_matrix(np.zeros((3, 3), int), np.zeros((3, 4), int))
     with pytest.raises(ValueError, match="threshold"):
         match_instances(TRUE, TRUE, threshold=0)
+
+
+def test_match_dataset_pools_counts_at_each_threshold():
+    # Image 1: object 1 predicted 1 px too narrow (IoU 12/16 = 0.75), others exact.
+    # Image 2: nothing predicted.
+    pred = squares((1, 0, 4, 0, 3), (2, 0, 4, 6, 10), (3, 6, 10, 0, 4))
+    rows = match_dataset([TRUE, TRUE], [pred, np.zeros_like(TRUE)], thresholds=[0.5, 0.75, 0.8])
+    assert [r["threshold"] for r in rows] == [0.5, 0.75, 0.8]
+    assert [(r["tp"], r["fp"], r["fn"]) for r in rows] == [(3, 0, 3), (3, 0, 3), (2, 1, 4)]
+    assert rows[0]["f1"] == pytest.approx(6 / 9)
+    assert rows[0]["accuracy"] == pytest.approx(3 / 6)
+    assert rows[0]["mean_matched_iou"] == pytest.approx((0.75 + 1 + 1) / 3)
+    assert rows[2]["n_images"] == 2
+
+
+def test_match_dataset_refuses_unpaired_lists():
+    with pytest.raises(ValueError, match="one prediction per ground-truth image"):
+        match_dataset([TRUE, TRUE], [TRUE])
+    with pytest.raises(ValueError, match="one prediction per ground-truth image"):
+        match_dataset([], [])

@@ -12,7 +12,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from dlbio_teach import widgets  # noqa: E402
 from dlbio_teach.training import History  # noqa: E402
-from dlbio_teach.viz import error_map, plot_history, show_images  # noqa: E402
+from dlbio_teach.viz import (OUTCOME_COLOURS, error_map, matching_overlay,  # noqa: E402
+                             plot_history, show_images)
 from dlbio_teach.widgets import compare_viewer, slider_plot, widgets_available  # noqa: E402
 
 
@@ -208,3 +209,23 @@ def test_slider_plot_with_widgets(monkeypatch):
 
     slider_plot(function, values=[1, 2, 3], name="x")
     assert seen == [2]                        # interact draws once, at the middle value
+
+
+def test_matching_overlay_colours_each_outcome():
+    from matplotlib.colors import to_rgb
+
+    true = np.zeros((20, 20), np.int32)
+    true[2:8, 2:8] = 1              # found (TP)
+    true[12:18, 12:18] = 2          # missed (FN)
+    pred = np.zeros_like(true)
+    pred[2:8, 2:8] = 4
+    pred[12:18, 2:8] = 5            # spurious (FP)
+    fig, ax = plt.subplots()
+    m = matching_overlay(np.zeros((20, 20)), true, pred, ax=ax)
+    assert (m["tp"], m["fp"], m["fn"]) == (1, 1, 1)
+    rgb = ax.images[0].get_array()
+    for outcome, (y, x) in {"TP": (2, 4), "FP": (12, 4), "FN": (12, 14)}.items():
+        assert np.allclose(rgb[y, x], to_rgb(OUTCOME_COLOURS[outcome])), outcome
+    assert np.allclose(rgb[10, 10], 0)   # background stays dark
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["TP 1", "FP 1", "FN 1"]
+    plt.close(fig)
