@@ -110,7 +110,9 @@ def instances_from_interior(interior, foreground=None, *, threshold: float = 0.5
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
     seeds = measure.label(interior > threshold)
-    seeds = morphology.remove_small_objects(seeds, max_size=min_size - 1)
+    small = np.bincount(seeds.ravel()) < min_size
+    small[0] = False
+    seeds[small[seeds]] = 0
     mask = seeds > 0 if foreground is None else (np.asarray(foreground, bool) | (seeds > 0))
     labels = segmentation.watershed(-interior, seeds, mask=mask)
     return segmentation.relabel_sequential(labels)[0].astype(np.int32)

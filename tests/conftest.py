@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,13 @@ def pytest_configure(config):
     config.dlbio_mirror_available = available
     config.addinivalue_line(
         "markers", "needs_mirror: needs ../shared/data-mirror (real data); skipped without")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Lines that tests left for the end of the run (e.g. where the browser test saved its
+    screenshots)."""
+    for line in getattr(config, "dlbio_summary", []):
+        terminalreporter.write_line(line)
 
 
 def pytest_unconfigure(config):
@@ -105,6 +114,35 @@ def data_home(tmp_path, monkeypatch, mirror_dir) -> Path:
     monkeypatch.delenv("DLBIO_OFFLINE", raising=False)
     monkeypatch.setenv("DLBIO_DATA_MIRROR", STATE["mirror_url"])
     return folder
+
+
+@dataclass(frozen=True)
+class BookBuild:
+    """One ``jupyter-book build`` of the repository: its exit status, log and HTML folder."""
+
+    returncode: int
+    log: str
+    html: Path
+
+
+def _jupyter_book() -> str | None:
+    return (shutil.which("jupyter-book", path=str(Path(sys.executable).parent))
+            or shutil.which("jupyter-book"))
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> BookBuild:
+    """The HTML book, built once per test session (``-W -n --keep-going``) into a temporary
+    folder and shared by the build test and the browser test. Skips without jupyter-book."""
+    exe = _jupyter_book()
+    if exe is None:
+        pytest.skip("jupyter-book is not installed (pip install -e '.[dev]')")
+    out = tmp_path_factory.mktemp("book")
+    result = subprocess.run(
+        [exe, "build", str(REPO_ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, timeout=900)
+    return BookBuild(result.returncode, result.stdout + result.stderr,
+                     out / "_build" / "html")
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -94,18 +91,11 @@ def test_toc_lists_every_notebook_and_only_existing_files():
         assert f"notebooks/{path.stem}" in listed, f"{path.name} is not in _toc.yml"
 
 
-@pytest.mark.skipif(shutil.which("jupyter-book") is None
-                    and not (Path(sys.executable).parent / "jupyter-book").exists(),
-                    reason="jupyter-book is not installed (pip install -e '.[dev]')")
-def test_book_builds_without_warnings(tmp_path):
-    exe = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) \
-        or shutil.which("jupyter-book")
-    result = subprocess.run(
-        [exe, "build", str(REPO_ROOT), "--path-output", str(tmp_path), "-W", "-n",
-         "--keep-going"], capture_output=True, text=True, timeout=900)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, f"jupyter-book build failed:\n{log[-4000:]}"
-    html = tmp_path / "_build" / "html"
+def test_book_builds_without_warnings(built_book):
+    """The build itself runs once per session in conftest.py (``built_book``), shared with
+    the browser test (tests/test_book_browser.py)."""
+    assert built_book.returncode == 0, f"jupyter-book build failed:\n{built_book.log[-4000:]}"
+    html = built_book.html
     for path in NOTEBOOKS:
         page = html / "notebooks" / f"{path.stem}.html"
         assert page.is_file(), f"no page built for {path.name}"
