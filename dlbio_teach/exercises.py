@@ -160,3 +160,115 @@ def threshold_split(answer) -> bool:
                    "the training split is what the network has already fit." if answer in
                    ("test", "train", "training") else
                    'answer one of "train", "validation" or "test".')
+
+
+@check.register
+def weights_sha256(answer, *, path, recorded: str | None = None) -> bool:
+    """Chapter 5: the sha256 of a weights file, compared with the run record's."""
+    import hashlib
+    from pathlib import Path
+
+    actual = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    answer = str(answer).strip().lower()
+    if answer == actual:
+        same = ("it equals the record's weights_sha256: these are the weights the recorded "
+                "scores came from." if recorded == actual else
+                "but the record gives another sha256: this is not the file that was scored.")
+        return _report(True, f"that is the file's sha256; {same}", "")
+    hint = ("a sha256 is 64 hexadecimal characters; " if len(answer) != 64 else
+            "that is a sha256, but not of this file's bytes; ")
+    return _report(False, "", hint + "hash the bytes of the weights file: "
+                              "hashlib.sha256(path.read_bytes()).hexdigest().")
+
+
+@check.register
+def package_preprocessing(answer, *, preprocessing) -> bool:
+    """Chapter 5: read the normalisation percentiles a shared model expects."""
+    steps = [s for s in preprocessing if s.get("id") == "scale_range"]
+    if not steps:
+        return _report(False, "", "this package has no scale_range step; read its "
+                                  "preprocessing list again.")
+    kw = steps[0].get("kwargs") or {}
+    expected = (float(kw.get("min_percentile", 0.0)), float(kw.get("max_percentile", 100.0)))
+    try:
+        low, high = (float(v) for v in answer)
+    except (TypeError, ValueError):
+        return _report(False, "", "answer a pair (low, high) of percentiles.")
+    ok = abs(low - expected[0]) < 1e-9 and abs(high - expected[1]) < 1e-9
+    return _report(ok, "each image is scaled so that these percentiles map to 0 and 1 "
+                       "before the network sees it; prepare your images the same way.",
+                   "look for the step whose id is 'scale_range' and read its "
+                   "min_percentile and max_percentile (percentiles, not intensities).")
+
+
+@check.register
+def trainable_parameters(answer, *, model) -> bool:
+    """Chapter 5: count the parameters that fine-tuning updates (encoder frozen)."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    answer = int(answer)
+    if answer == trainable:
+        return _report(True, f"{trainable} of {total} parameters "
+                             f"({trainable / total:.0%}) learn; the frozen encoder keeps "
+                             "what it learnt on the original data.", "")
+    hint = ("that counts every parameter, the frozen encoder too; count only those with "
+            "requires_grad." if answer == total else
+            "that is the frozen part; count the parameters that still learn." if
+            answer == total - trainable else
+            "sum p.numel() over model.parameters() with p.requires_grad.")
+    return _report(False, "", hint)
+
+
+@check.register
+def hygiene_steps(answer) -> bool:
+    """Chapter 4: of the steps a-f, only a (per-image normalisation) and e (the final score)
+    may use the test images."""
+    allowed = {"a", "e"}
+    try:
+        given = {str(a).strip().lower() for a in ([answer] if isinstance(answer, str) else answer)}
+    except TypeError:
+        return _report(False, "", 'answer with a set of letters, e.g. {"a", "c"}.')
+    if given == allowed:
+        return _report(True, "a uses nothing but the image itself, the same on any new image, "
+                             "and the final score is what the test split is for.", "")
+    extra, missing = sorted(given - allowed), sorted(allowed - given)
+    hints = []
+    if extra:
+        hints.append(f"{', '.join(extra)} would let the test images decide something (a choice, "
+                     "or statistics of a dataset), and the test score would become optimistic")
+    if missing:
+        hints.append(f"{', '.join(missing)} never changes the method: look again")
+    return _report(False, "", "; ".join(hints) + ".")
+
+
+@check.register
+def images_to_halve_ci(answer, *, n_images: int) -> bool:
+    """Chapter 4: a bootstrap interval narrows as 1 / sqrt(n); halving it takes 4 n images."""
+    expected = 4 * n_images
+    value = float(answer)
+    ok = abs(value - expected) <= 0.1 * expected
+    hint = ("twice the images narrows the interval by sqrt(2) only, not by 2."
+            if abs(value - 2 * n_images) <= 0.1 * 2 * n_images else
+            "the width of the interval falls as 1 / sqrt(number of images).")
+    return _report(ok, f"about {expected} images: the width falls as 1 / sqrt(n), so half the "
+                       "width takes four times the images.", hint)
+
+
+@check.register
+def majority_mask(answer, *, masks) -> bool:
+    """Chapter 4: pixel-wise majority vote, foreground where more than half of the masks are."""
+    masks = np.asarray(masks) > 0
+    answer = np.asarray(answer)
+    if answer.shape != masks.shape[1:]:
+        return _report(False, "", f"the answer has shape {answer.shape}; the vote is one mask "
+                                  f"of shape {masks.shape[1:]} (sum over the annotator axis 0).")
+    expected = 2 * masks.sum(axis=0) > len(masks)
+    ties = 2 * masks.sum(axis=0) == len(masks)
+    answer = answer > 0
+    if np.array_equal(answer, expected):
+        return _report(True, f"{int(ties.sum())} tied pixels (half and half) stay background.", "")
+    if ties.any() and np.array_equal(answer, expected | ties):
+        return _report(False, "", "ties (two of four) count as foreground in your mask; a "
+                                  "majority needs more than half.")
+    return _report(False, "", "count the annotators marking each pixel (sum over axis 0) and "
+                              "keep the pixels where more than half do.")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["UNet", "TinyCNN", "count_parameters"]
+__all__ = ["UNet", "TinyCNN", "count_parameters", "freeze_encoder", "unfreeze"]
 
 
 class ConvBlock(nn.Module):
@@ -94,6 +94,14 @@ class UNet(nn.Module):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
+    def train(self, mode: bool = True):
+        """Set training mode; the parts frozen by :func:`freeze_encoder` stay in
+        evaluation mode, so that their batch-norm statistics do not change."""
+        super().train(mode)
+        for name in getattr(self, "frozen", ()):
+            getattr(self, name).eval()
+        return self
+
     @property
     def multiple(self) -> int:
         """Input sides are padded to a multiple of this."""
@@ -160,3 +168,55 @@ def count_parameters(model: nn.Module) -> int:
     8
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def freeze_encoder(unet: UNet) -> UNet:
+    """Freeze a U-Net's encoder (the ``down`` blocks and the ``bottom``) for fine-tuning.
+
+    The encoder's parameters stop receiving gradients (``requires_grad = False``) and its
+    batch-norm layers stay in evaluation mode even when the network trains, so neither
+    its weights nor its running statistics change: only the decoder (``up``,
+    ``up_blocks``, ``head``) learns. This is the usual way to adapt a shared model to a
+    few annotated images of your own. :func:`unfreeze` undoes it.
+
+    Parameters
+    ----------
+    unet : UNet
+        Changed in place.
+
+    Returns
+    -------
+    UNet
+        The same network, for chaining.
+
+    Examples
+    --------
+    >>> net = freeze_encoder(UNet(1, 3, depth=2, base_channels=4))
+    >>> count_parameters(net) < sum(p.numel() for p in net.parameters())
+    True
+    >>> net.train().bottom.training, net.up_blocks.training
+    (False, True)
+    """
+    if not isinstance(unet, UNet):
+        raise TypeError(f"freeze_encoder needs a UNet, got {type(unet).__name__}; for "
+                        "another network set requires_grad=False on the layers to keep.")
+    unet.frozen = ("down", "bottom")
+    for name in unet.frozen:
+        for p in getattr(unet, name).parameters():
+            p.requires_grad_(False)
+    return unet.train(unet.training)
+
+
+def unfreeze(unet: UNet) -> UNet:
+    """Undo :func:`freeze_encoder`: every parameter trains again.
+
+    Examples
+    --------
+    >>> net = unfreeze(freeze_encoder(UNet(1, 1, depth=1, base_channels=4)))
+    >>> count_parameters(net) == sum(p.numel() for p in net.parameters())
+    True
+    """
+    unet.frozen = ()
+    for p in unet.parameters():
+        p.requires_grad_(True)
+    return unet.train(unet.training)

@@ -36,8 +36,8 @@ from .preprocessing import check_image, check_labels
 __all__ = ["BootstrapCI", "bootstrap_ci", "bootstrap_matching", "PairedDifference",
            "paired_difference", "dilate_labels", "erode_labels", "drop_small_objects",
            "merge_touching", "simulate_annotators", "majority_vote", "StapleResult",
-           "staple", "agreement_matrix", "combine_ensemble", "uncertainty_on_errors",
-           "SHIFT_KINDS", "shift_image", "ShiftDetector"]
+           "staple", "agreement_matrix", "consensus_instances", "metric_panel", "combine_ensemble", "uncertainty_on_errors",
+           "SHIFT_KINDS", "shift_image", "shift_labels", "ShiftDetector"]
 
 
 # --- Confidence intervals by resampling images ---------------------------------------
@@ -671,6 +671,114 @@ def agreement_matrix(annotations, *, measure: str = "f1",
     return out
 
 
+def consensus_instances(annotations, consensus=None) -> np.ndarray:
+    """Instances of a binary consensus, split where most annotators separate objects.
+
+    A pixel is a *seed* pixel where more than half of the annotators mark it as the inside
+    of an object (foreground, not on the rim of their own object); each connected region
+    of seed pixels is one object, grown over the consensus mask by a watershed on its
+    distance transform. Touching objects that most annotators keep apart therefore stay
+    apart, which labelling the binary consensus (``skimage.measure.label``) would not do.
+
+    Parameters
+    ----------
+    annotations : sequence or dict of ndarray ``(Y, X)``
+        Instance label images of the same image, one per annotator.
+    consensus : ndarray ``(Y, X)``, optional
+        The binary consensus (e.g. :func:`majority_vote` or :func:`staple`);
+        :func:`majority_vote` of ``annotations`` by default.
+
+    Returns
+    -------
+    ndarray of int32 ``(Y, X)``
+
+    Examples
+    --------
+    >>> a = np.zeros((6, 12), np.int32); a[1:5, 1:6] = 1; a[1:5, 6:11] = 2
+    >>> merged = np.where(a > 0, 1, 0)                  # one annotator merges the two
+    >>> int(consensus_instances([a, a, merged]).max())
+    2
+    """
+    from skimage import measure, segmentation
+
+    if isinstance(annotations, dict):
+        annotations = list(annotations.values())
+    labels = [check_labels(a) for a in annotations]
+    stack = _stack_masks(labels, name="annotations")
+    mask = majority_vote(stack) if consensus is None else np.asarray(consensus) > 0
+    if mask.shape != stack.shape[1:]:
+        raise ValueError(f"consensus {mask.shape} must have the shape of the annotations "
+                         f"{stack.shape[1:]}.")
+    inside = [(lab > 0) & ~segmentation.find_boundaries(lab, mode="inner") for lab in labels]
+    seeds = measure.label(majority_vote(inside) & mask)
+    distance = ndi.distance_transform_edt(mask)
+    out = segmentation.watershed(-distance, seeds, mask=mask)
+    return segmentation.relabel_sequential(out)[0].astype(np.int32)
+
+
+def metric_panel(true_labels, pred_labels, *, threshold: float = 0.5) -> dict:
+    """Four answers to "how good is this segmentation?", from the same prediction.
+
+    Over a list of images (counts and pixels pooled over the images):
+
+    * ``pixel_dice``: ``2 |T and P| / (|T| + |P|)`` of the foregrounds (overlap, pixels);
+      1 when both are empty;
+    * ``object_f1``: F1 of objects matched one-to-one at IoU >= ``threshold``
+      (:func:`dlbio_teach.metrics.match_instances`); 1 when both are empty;
+    * ``count_error``: ``(n_pred - n_true) / n_true`` (signed; ``inf`` when there is no
+      true object but some predicted, 0 when neither);
+    * ``boundary_distance``: the mean distance in pixels from each pixel on the outline of
+      one foreground to the nearest outline pixel of the other, over both outlines (the
+      average symmetric surface distance, a boundary measure); 0 when both are empty,
+      ``inf`` when only one is;
+    * ``hausdorff``: the largest distance in pixels from a foreground pixel of one mask to
+      the nearest of the other (:func:`skimage.metrics.hausdorff_distance`; a worst case),
+      the largest over the images; 0 when both are empty, ``inf`` when only one is.
+
+    Examples
+    --------
+    >>> t = np.zeros((8, 8), int); t[1:4, 1:4] = 1; t[5:8, 5:8] = 2
+    >>> p = np.where(t > 0, 1, 0)                      # right pixels, one object too few
+    >>> {k: round(v, 3) for k, v in metric_panel([t], [p]).items()}
+    {'pixel_dice': 1.0, 'object_f1': 0.667, 'count_error': -0.5, 'boundary_distance': 0.0, 'hausdorff': 0.0}
+    """
+    from skimage.metrics import hausdorff_distance
+    from skimage.segmentation import find_boundaries
+
+    if isinstance(true_labels, np.ndarray) and true_labels.ndim == 2:
+        true_labels, pred_labels = [true_labels], [pred_labels]
+    true_labels, pred_labels = list(true_labels), list(pred_labels)
+    if len(true_labels) != len(pred_labels) or not true_labels:
+        raise ValueError(f"need one prediction per ground-truth image, got "
+                         f"{len(true_labels)} and {len(pred_labels)}.")
+    counts = {"tp": 0, "fp": 0, "fn": 0, "sum_iou": 0.0, "n_true": 0, "n_pred": 0}
+    overlap = total = 0
+    hausdorff = distance_sum = 0.0
+    n_outline = 0
+    for t, p in zip(true_labels, pred_labels):
+        t, p = check_labels(t), check_labels(p)
+        m = match_instances(t, p, threshold=threshold)
+        counts = {k: counts[k] + m[k] for k in counts}
+        overlap += int(((t > 0) & (p > 0)).sum())
+        total += int((t > 0).sum() + (p > 0).sum())
+        hausdorff = max(hausdorff, float(hausdorff_distance(t > 0, p > 0)))
+        rims = [find_boundaries((x > 0).astype(np.uint8), mode="inner") & (x > 0) for x in (t, p)]
+        if rims[0].any() != rims[1].any():
+            distance_sum = float("inf")
+        elif rims[0].any():
+            for a, b in (rims, rims[::-1]):
+                distance_sum += float(ndi.distance_transform_edt(~b)[a].sum())
+                n_outline += int(a.sum())
+    n_true, n_pred = counts["n_true"], counts["n_pred"]
+    count_error = ((n_pred - n_true) / n_true if n_true else
+                   (float("inf") if n_pred else 0.0))
+    return {"pixel_dice": 2 * overlap / total if total else 1.0,
+            "object_f1": matching_scores(**counts)["f1"],
+            "count_error": float(count_error),
+            "boundary_distance": distance_sum / n_outline if n_outline else distance_sum,
+            "hausdorff": hausdorff}
+
+
 # --- Ensembles and uncertainty --------------------------------------------------------
 
 
@@ -828,6 +936,38 @@ def shift_image(image, *, kind: str, strength: float, seed: int = 0) -> np.ndarr
             out = np.pad(zoomed, ((py // 2, py - py // 2), (px // 2, px - px // 2)),
                          mode="reflect")
     return np.asarray(out, np.float32)
+
+
+def shift_labels(labels, *, kind: str, strength: float) -> np.ndarray:
+    """The labels that go with ``shift_image(image, kind=kind, strength=strength)``.
+
+    Only ``"scale"`` moves objects: the labels are magnified the same way (nearest
+    neighbour) and cropped to the same shape; the other shifts change intensities and
+    return the labels unchanged. Shrinking (``strength < 0``) pads the image with mirrored
+    content, which has no labels: it is refused here.
+
+    Examples
+    --------
+    >>> lab = np.zeros((8, 8), np.int32); lab[3:5, 3:5] = 1
+    >>> int((shift_labels(lab, kind="scale", strength=1.0) == 1).sum())
+    16
+    """
+    labels = check_labels(labels)
+    if kind not in SHIFT_KINDS:
+        raise ValueError(f"kind must be one of {SHIFT_KINDS}, got {kind!r}.")
+    strength = float(strength)
+    if kind != "scale" or strength == 0:
+        return labels.astype(np.int32, copy=True)
+    if strength < 0:
+        raise ValueError("shrinking (scale strength < 0) pads the image with mirrored, "
+                         "unlabelled content; use strength > 0 to score a shifted image.")
+    from skimage.transform import rescale
+
+    zoomed = rescale(labels, 1.0 + strength, order=0, anti_aliasing=False,
+                     preserve_range=True).astype(np.int32)
+    h, w = labels.shape
+    y0, x0 = (zoomed.shape[0] - h) // 2, (zoomed.shape[1] - w) // 2
+    return np.ascontiguousarray(zoomed[y0:y0 + h, x0:x0 + w])
 
 
 def _noise_sigma(image) -> float:

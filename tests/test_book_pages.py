@@ -123,9 +123,6 @@ def test_colab_cell_installs_the_release_tag(path, monkeypatch):
     """On Colab, the chapters of version X.Y.Z install the package of tag vX.Y.Z."""
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     calls = _run_cell("".join(_colab_cell(path)["source"]))
-    if "dlbio-teach@main\"" in calls[0][1]:
-        pytest.xfail(f"{path.name} still installs from @main: change its Colab cell to "
-                     f"@v{VERSION} (pending: notebooks are edited separately)")
     assert f"dlbio-teach@v{VERSION}\"" in calls[0][1], calls
 
 

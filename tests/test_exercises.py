@@ -25,7 +25,9 @@ def verdict(capsys, result, expected: bool):
 def test_available_checkers():
     assert dir(check) == sorted(["percentile_normalisation", "gradient_step", "leakage_split",
                                  "photon_snr", "n2v_mask", "best_sigma", "f1_from_counts",
-                                 "threshold_split"])
+                                 "threshold_split", "hygiene_steps",
+                                 "images_to_halve_ci", "majority_mask", "weights_sha256", "package_preprocessing",
+                                 "trainable_parameters"])
 
 
 def test_unknown_exercise():
@@ -183,3 +185,69 @@ def test_threshold_split(capsys):
     assert "optimistic" in out
     out = verdict(capsys, check.threshold_split("the best one"), False)
     assert "answer one of" in out
+
+
+def test_weights_sha256(capsys, tmp_path):
+    import hashlib
+    path = tmp_path / "weights.pt"
+    path.write_bytes(b"not really weights")
+    digest = hashlib.sha256(b"not really weights").hexdigest()
+    out = verdict(capsys, check.weights_sha256(digest.upper(), path=path, recorded=digest), True)
+    assert "these are the weights" in out
+    out = verdict(capsys, check.weights_sha256(digest, path=path, recorded="0" * 64), True)
+    assert "not the file" in out
+    out = verdict(capsys, check.weights_sha256(digest[:12], path=path), False)
+    assert "64 hexadecimal" in out and digest not in out
+    verdict(capsys, check.weights_sha256("0" * 64, path=path), False)
+
+
+def test_package_preprocessing(capsys):
+    steps = [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}},
+             {"id": "scale_range", "kwargs": {"min_percentile": 1.0, "max_percentile": 99.8}}]
+    verdict(capsys, check.package_preprocessing((1, 99.8), preprocessing=steps), True)
+    out = verdict(capsys, check.package_preprocessing((0, 1), preprocessing=steps), False)
+    assert "scale_range" in out and "99.8" not in out
+    out = verdict(capsys, check.package_preprocessing(99.8, preprocessing=steps), False)
+    assert "pair" in out
+    verdict(capsys, check.package_preprocessing((1, 99.8), preprocessing=steps[:1]), False)
+
+
+def test_trainable_parameters(capsys):
+    import torch
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    for p in net[0].parameters():
+        p.requires_grad_(False)
+    out = verdict(capsys, check.trainable_parameters(3, model=net), True)
+    assert "3 of 11" in out
+    out = verdict(capsys, check.trainable_parameters(11, model=net), False)
+    assert "frozen encoder too" in out
+    out = verdict(capsys, check.trainable_parameters(8, model=net), False)
+    assert "frozen part" in out
+
+
+def test_hygiene_steps(capsys):
+    verdict(capsys, check.hygiene_steps({"e", "a"}), True)
+    verdict(capsys, check.hygiene_steps(["A", " e"]), True)
+    out = verdict(capsys, check.hygiene_steps({"a", "b", "e"}), False)
+    assert "optimistic" in out and "b" in out
+    out = verdict(capsys, check.hygiene_steps({"e"}), False)
+    assert "a never changes" in out
+    verdict(capsys, check.hygiene_steps(3), False)
+
+
+def test_images_to_halve_ci(capsys):
+    verdict(capsys, check.images_to_halve_ci(20, n_images=5), True)
+    out = verdict(capsys, check.images_to_halve_ci(10, n_images=5), False)
+    assert "sqrt(2)" in out and "20" not in out
+    verdict(capsys, check.images_to_halve_ci(7, n_images=5), False)
+
+
+def test_majority_mask(capsys):
+    masks = np.array([[[1, 1, 0, 1]], [[1, 0, 0, 1]], [[1, 1, 0, 0]], [[0, 0, 1, 0]]], bool)
+    verdict(capsys, check.majority_mask(masks.sum(0) > 2, masks=masks), True)
+    out = verdict(capsys, check.majority_mask(masks.sum(0) >= 2, masks=masks), False)
+    assert "ties" in out
+    out = verdict(capsys, check.majority_mask(masks.any(0), masks=masks), False)
+    assert "more than half" in out
+    out = verdict(capsys, check.majority_mask(masks, masks=masks), False)
+    assert "shape" in out

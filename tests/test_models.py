@@ -139,3 +139,37 @@ def test_unet_parameters_grow_with_width_and_depth():
     base = count_parameters(UNet(1, 1, depth=2, base_channels=8))
     assert count_parameters(UNet(1, 1, depth=2, base_channels=16)) > 3 * base
     assert count_parameters(UNet(1, 1, depth=3, base_channels=8)) > 3 * base
+
+
+def test_freeze_encoder_trains_only_the_decoder():
+    import numpy as np
+
+    from dlbio_teach.models import freeze_encoder, unfreeze
+    from dlbio_teach.training import fit
+
+    net = UNet(1, 2, depth=2, base_channels=4)
+    encoder = {k: v.clone() for k, v in net.state_dict().items()
+               if k.startswith(("down.", "bottom."))}
+    decoder = {k: v.clone() for k, v in net.state_dict().items()
+               if k.startswith(("up.", "up_blocks.", "head."))}
+    assert any("running_mean" in k for k in encoder)
+    freeze_encoder(net)
+    n_total = sum(p.numel() for p in net.parameters())
+    assert 0 < count_parameters(net) < n_total
+    net.train()
+    assert not any(m.training for m in net.down.modules())
+    assert not net.bottom.training and net.up_blocks.training and net.training
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 16, 16), dtype=np.float32)
+    y = (x > 0.5).astype(np.int64)
+    fit(net, (x, y), (x[:4], y[:4]), loss_fn=nn.functional.cross_entropy, epochs=2,
+        batch_size=4, lr=1e-2, progress=False)
+    state = net.state_dict()
+    for k, v in encoder.items():   # weights and batch-norm running statistics
+        assert torch.equal(state[k].cpu(), v), f"frozen {k} changed"
+    assert any(not torch.equal(state[k].cpu(), v) for k, v in decoder.items())
+    unfreeze(net)
+    assert count_parameters(net) == n_total
+    assert net.train().bottom.training
+    with pytest.raises(TypeError, match="needs a UNet"):
+        freeze_encoder(TinyCNN())

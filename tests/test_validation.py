@@ -423,3 +423,59 @@ def test_shift_detector_threshold_and_errors():
         ShiftDetector().fit(train[0])
     with pytest.raises(ValueError, match="dimensions"):
         detector.score(np.stack(train[:2]))
+
+
+# --- consensus_instances, metric_panel, shift_labels ----------------------------------------
+
+
+def test_consensus_instances_keeps_touching_objects_apart():
+    from dlbio_teach.validation import consensus_instances
+
+    a = np.zeros((8, 16), np.int32); a[1:7, 1:8] = 1; a[1:7, 8:15] = 2
+    merged = np.where(a > 0, 1, 0).astype(np.int32)
+    out = consensus_instances({"x": a, "y": a, "z": merged})
+    assert out.max() == 2 and np.array_equal(out > 0, a > 0)
+    # A consensus mask given explicitly bounds the result.
+    mask = np.zeros_like(a, bool); mask[1:7, 1:8] = True
+    assert np.array_equal(consensus_instances([a, a, merged], mask) > 0, mask)
+    with pytest.raises(ValueError, match="shape"):
+        consensus_instances([a, a], np.zeros((3, 3), bool))
+
+
+def test_metric_panel_sees_different_errors():
+    from dlbio_teach.validation import dilate_labels, merge_touching, metric_panel
+
+    t = np.zeros((20, 30), np.int32); t[2:10, 2:10] = 1; t[2:10, 10:18] = 2; t[12:18, 20:26] = 3
+    same = metric_panel([t], [t])
+    assert same == {"pixel_dice": 1.0, "object_f1": 1.0, "count_error": 0.0,
+                    "boundary_distance": 0.0, "hausdorff": 0.0}
+    merged = metric_panel(t, merge_touching(t, probability=1.0))
+    assert merged["pixel_dice"] == 1.0 and merged["object_f1"] < 1 and merged["count_error"] < 0
+    assert merged["boundary_distance"] == 0.0
+    grown = metric_panel(t, dilate_labels(t, radius=1))
+    assert grown["pixel_dice"] < 1 and grown["count_error"] == 0 and grown["hausdorff"] > 0
+    assert 0.5 <= grown["boundary_distance"] <= 1.5
+    empty = np.zeros_like(t)
+    assert metric_panel([empty], [empty])["object_f1"] == 1.0
+    one = metric_panel([empty], [t])
+    assert one["pixel_dice"] == 0.0 and one["count_error"] == np.inf and one["hausdorff"] == np.inf
+    assert one["boundary_distance"] == np.inf
+    with pytest.raises(ValueError, match="one prediction per"):
+        metric_panel([t, t], [t])
+
+
+def test_shift_labels_follows_shift_image():
+    from dlbio_teach.validation import shift_image, shift_labels
+
+    lab = np.zeros((64, 64), np.int32); lab[20:30, 24:34] = 1; lab[40:50, 40:52] = 2
+    for kind in ("noise", "gamma", "blur"):
+        assert np.array_equal(shift_labels(lab, kind=kind, strength=0.3), lab)
+    for strength in (0.25, 0.5, 1.0):
+        moved = shift_image((lab > 0).astype(float), kind="scale", strength=strength) > 0.5
+        labelled = shift_labels(lab, kind="scale", strength=strength) > 0
+        assert labelled.shape == lab.shape
+        assert (moved ^ labelled).sum() <= 0.1 * labelled.sum()
+    with pytest.raises(ValueError, match="shrinking"):
+        shift_labels(lab, kind="scale", strength=-0.2)
+    with pytest.raises(ValueError, match="kind"):
+        shift_labels(lab, kind="rotate", strength=0.2)
