@@ -5,7 +5,7 @@ Modules, in the order data flows through them: :mod:`runtime`, :mod:`data`,
 :mod:`prediction`, :mod:`restoration`, :mod:`segmentation`, :mod:`metrics`,
 :mod:`validation`, :mod:`reporting`, :mod:`viz`, :mod:`widgets`, :mod:`exercises`.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .runtime import setup_course  # noqa: E402
 

@@ -126,6 +126,32 @@ def test_colab_cell_installs_the_release_tag(path, monkeypatch):
     assert f"dlbio-teach@v{VERSION}\"" in calls[0][1], calls
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_open_in_colab_badge_opens_this_notebook_at_the_release_tag(path):
+    """The first cell links to Colab, opening this very notebook at tag vX.Y.Z; the badge
+    image is a local file, so the offline book shows it too."""
+    first = "".join(json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"])
+    badge = re.search(r"\[!\[Open in Colab\]\(([^)]+)\)\]\((\S+)\)", first)
+    assert badge, f"{path.name}: no '[![Open in Colab](...)](...)' badge in the first cell"
+    image, link = badge.groups()
+    assert (path.parent / image).resolve().is_file(), f"{path.name}: badge image {image} missing"
+    assert link == ("https://colab.research.google.com/github/dlbio-teach/dlbio-teach/blob/"
+                    f"v{VERSION}/notebooks/{path.name}"), link
+
+
+def test_launch_buttons_open_the_notebooks_at_the_release_tag(built_book):
+    """The book's Colab launch button opens each chapter at tag vX.Y.Z of this version."""
+    assert re.search(rf"^  branch: v{re.escape(VERSION)}$", _read("_config.yml"), re.M), (
+        f"_config.yml: repository.branch should be the release tag v{VERSION}")
+    if built_book.returncode != 0:
+        pytest.fail(f"the book did not build:\n{built_book.log[-3000:]}")
+    for path in NOTEBOOKS:
+        page = (built_book.html / "notebooks" / f"{path.stem}.html").read_text(encoding="utf-8")
+        url = ("https://colab.research.google.com/github/dlbio-teach/dlbio-teach/blob/"
+               f"v{VERSION}/notebooks/{path.name}")
+        assert url in page, f"{path.stem}.html: no Colab launch button to {url}"
+
+
 # --- "Apply a chapter to your own images", run as printed --------------------------------
 
 def _python_blocks(page: str) -> list[str]:
