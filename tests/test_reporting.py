@@ -178,19 +178,10 @@ def test_record_clear_errors(tmp_path):
 
 
 def test_record_takes_ci_objects_as_validation_returns_them():
-    """A frozen dataclass shaped like validation.BootstrapCI is stored as a plain dict."""
-    from dataclasses import dataclass
+    """A validation.BootstrapCI is stored as a plain dict."""
+    from dlbio_teach.validation import BootstrapCI
 
-    @dataclass(frozen=True)
-    class CI:
-        estimate: float
-        low: float
-        high: float
-        confidence: float
-        n: int
-        method: str = "BCa"
-
-    rec = make_record(tiny_unet(), metrics={"F1@0.5": CI(0.8, 0.7, 0.9, 0.95, 12)})
+    rec = make_record(tiny_unet(), metrics={"F1@0.5": BootstrapCI(0.8, 0.7, 0.9, 0.95, 12)})
     assert rec.metrics["F1@0.5"] == {"estimate": 0.8, "low": 0.7, "high": 0.9,
                                      "confidence": 0.95, "n": 12, "method": "BCa"}
     card = model_card(rec, intended_use="x", limitations="y")
