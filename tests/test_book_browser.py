@@ -44,6 +44,9 @@ IMAGES_JS = """async () => {
   return images.map(img => ({src: img.currentSrc || img.src, width: img.naturalWidth}));
 }"""
 LINKS_JS = "() => Array.from(document.querySelectorAll('a[href]'), a => a.href)"
+# Formulas on the page (Sphinx wraps them in .math) and those MathJax has typeset.
+MATH_JS = """() => ({formulas: document.querySelectorAll('.math').length,
+                    typeset: document.querySelectorAll('mjx-container').length})"""
 IDS_JS = """() => Array.from(document.querySelectorAll('[id]'), e => e.id).concat(
   Array.from(document.querySelectorAll('a[name]'), a => a.name))"""
 
@@ -101,6 +104,7 @@ class Crawl:
     links: dict = field(default_factory=dict)            # page -> resolved hrefs
     ids: dict = field(default_factory=dict)              # served path -> ids in the DOM
     screenshots: dict = field(default_factory=dict)      # name -> file
+    math: dict = field(default_factory=dict)             # page -> {formulas, typeset}
 
     def is_internal(self, url: str) -> bool:
         return url == self.base or url.startswith(self.base + "/")
@@ -181,6 +185,7 @@ def _inspect(page, crawl: Crawl, name: str) -> None:
         if image["width"] == 0 and crawl.is_internal(image["src"]):
             crawl.broken_images.append((name, image["src"]))
     crawl.links[name] = links
+    crawl.math[name] = page.evaluate(MATH_JS)
     crawl.ids[crawl.served_path(page.url)] = set(ids)
 
 
@@ -291,3 +296,14 @@ def test_screenshots_saved(crawl):
     for shot in SCREENSHOTS:
         path = crawl.screenshots.get(shot)
         assert path is not None and path.is_file() and path.stat().st_size > 10_000, shot
+
+
+def test_formulas_are_typeset_offline(crawl):
+    """MathJax ships with the book (book/_static/mathjax): formulas render with no network."""
+    with_math = {page: m for page, m in crawl.math.items() if m["formulas"]}
+    assert with_math, "no page with formulas was found; the check would be empty"
+    untypeset = [(page, m["formulas"], m["typeset"]) for page, m in with_math.items()
+                 if m["typeset"] < m["formulas"]]
+    assert not untypeset, ("formulas left as raw TeX (page | formulas | typeset):\n"
+                           + _listing(untypeset))
+    assert not [url for url in crawl.external if "mathjax" in url.lower()], crawl.external

@@ -82,6 +82,30 @@ def _toc_files() -> list[str]:
     return re.findall(r"file:\s*(\S+)", (REPO_ROOT / "_toc.yml").read_text())
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_training_writes_a_run_record(path):
+    """After each code cell that trains (``fit(`` or ``train_restoration(``), a run record is
+    written (``RunRecord.create``) before the next training: in that cell, in a later one, or
+    in a function of the notebook that the cell calls."""
+    cells = [_source(c) for c in _code_cells(path)]
+    recorders = set(re.findall(r"def (\w+)\(.*?\):(?:\n(?: .*)?)*?\n +RunRecord\.create\(",
+                               "\n".join(cells)))
+    pending = None
+    for i, source in enumerate(cells, start=1):
+        trains = re.search(r"(?<![\w.])(fit|train_restoration)\(", source)
+        records = "RunRecord.create(" in source or any(f"{n}(" in source for n in recorders)
+        if trains and not records:
+            assert pending is None, (
+                f"{path.name}: code cell {pending} trains, and no run record is written before "
+                f"the next training in cell {i}")
+            pending = i
+        elif records:
+            pending = None
+    assert pending is None, (
+        f"{path.name}: code cell {pending} trains but no run record is written after it "
+        "(dlbio_teach.reporting.RunRecord.create(...).save(folder))")
+
+
 def test_toc_lists_every_notebook_and_only_existing_files():
     listed = _toc_files()
     for name in listed:
