@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = ["DataFile", "Dataset", "REGISTRY", "DatasetUnavailableError", "ChecksumError",
            "data_dir", "source_url", "mirror_path", "fetch", "load", "dataset_card",
-           "build_mirror", "serve_mirror"]
+           "build_mirror", "serve_mirror", "file_sha256"]
 
 _BAI = ("https://github.com/haesleinhuepf/BioImageAnalysisNotebooks/raw/"
         "3766d2f6056aa0058241b80a66c234977e833762/data/")
@@ -266,7 +266,17 @@ def _offline() -> bool:
     return os.environ.get("DLBIO_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path) -> str:
+    """Return the sha256 (hex) of a file: what the registry and the run records store.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "a.txt"; _ = p.write_bytes(b"abc")
+    ...     file_sha256(p)[:16]
+    'ba7816bf8f01cfea'
+    """
     import pooch
     return pooch.file_hash(str(path), alg="sha256")
 
@@ -288,7 +298,7 @@ def _fetch_file(dataset: Dataset, key: str, item: DataFile, folder: Path,
 
     target = folder / (fname or item.fname)
     if target.exists():
-        if _sha256(target) == item.sha256:
+        if file_sha256(target) == item.sha256:
             return target
         # Never serve a corrupt cache entry: move it aside and fetch it anew.
         target.unlink()
@@ -411,7 +421,7 @@ def _copy_verified(source: Path, target: Path, sha256: str) -> None:
     os.close(fd)
     try:
         shutil.copyfile(source, tmp)
-        if _sha256(Path(tmp)) != sha256:
+        if file_sha256(Path(tmp)) != sha256:
             raise ChecksumError(f"The copy of {source} does not have the sha256 {sha256}.")
         os.replace(tmp, target)
     finally:
@@ -469,9 +479,9 @@ def build_mirror(folder, names=None, *, registry: dict | None = None,
             target = folder / mirror_path(item.url)
             cached = data_dir() / dataset.name / item.fname
             try:
-                if target.is_file() and _sha256(target) == item.sha256:
+                if target.is_file() and file_sha256(target) == item.sha256:
                     continue
-                if cached.is_file() and _sha256(cached) == item.sha256:
+                if cached.is_file() and file_sha256(cached) == item.sha256:
                     _copy_verified(cached, target, item.sha256)
                     continue
                 if target.exists():

@@ -165,10 +165,9 @@ def threshold_split(answer) -> bool:
 @check.register
 def weights_sha256(answer, *, path, recorded: str | None = None) -> bool:
     """Chapter 5: the sha256 of a weights file, compared with the run record's."""
-    import hashlib
-    from pathlib import Path
+    from .data import file_sha256
 
-    actual = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    actual = file_sha256(path)
     answer = str(answer).strip().lower()
     if answer == actual:
         same = ("it equals the record's weights_sha256: these are the weights the recorded "

@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .data import REGISTRY
+from .data import REGISTRY, file_sha256
 from .models import count_parameters
 from .runtime import PROFILES, Profile, get_profile
 from .training import History, load_weights, save_weights
@@ -134,24 +134,6 @@ def _plain(value, where: str = "value"):
 def _dumps(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False,
                       allow_nan=False) + "\n"
-
-
-def file_sha256(path) -> str:
-    """Return the sha256 (hex) of a file, read in chunks.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     p = Path(tmp) / "a.txt"; _ = p.write_bytes(b"abc")
-    ...     file_sha256(p)[:16]
-    'ba7816bf8f01cfea'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def state_sha256(model: torch.nn.Module) -> str:
