@@ -29,7 +29,7 @@ MIRROR_DIR = REPO_ROOT.parent / "shared" / "data-mirror"
 
 
 def _collapse_carriage_returns(text: str) -> str:
-    """Keep what a terminal would show: the last ``\\r``-separated part of each line."""
+    r"""Keep what a terminal would show: the last ``\r``-separated part of each line."""
     return "\n".join(re.split(r"\r(?!\n)", line)[-1] for line in text.split("\n"))
 
 
@@ -105,7 +105,8 @@ def main(argv=None) -> int:
         print(f"  {results[-1]}", flush=True)
     total = sum(r["seconds"] for r in results)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print("\n| notebook | profile | wall time (s) | peak memory (MiB) | ok |\n|---|---|---|---|---|")
+    print("\n| notebook | profile | wall time (s) | peak memory (MiB) | ok |"
+          "\n|---|---|---|---|---|")
     for r in results:
         print(f"| {r['notebook']} | {r['profile']} | {r['seconds']} | {r['peak_mib']} | "
               f"{'yes' if r['ok'] else 'NO'} |")

@@ -1,11 +1,13 @@
 """dlbio_teach: the companion package of *Deep learning for bioimage analysis, done right*.
 
-Modules, in the order data flows through them: :mod:`runtime`, :mod:`data`,
-:mod:`synthetic`, :mod:`preprocessing`, :mod:`models`, :mod:`training`,
-:mod:`prediction`, :mod:`restoration`, :mod:`segmentation`, :mod:`metrics`,
-:mod:`validation`, :mod:`reporting`, :mod:`viz`, :mod:`widgets`, :mod:`exercises`.
+Modules, in the order data flows through them (a module imports only those before it):
+:mod:`runtime`, :mod:`data`, :mod:`synthetic`, :mod:`preprocessing`, :mod:`metrics`,
+:mod:`models`, :mod:`records`, :mod:`training`, :mod:`prediction`, :mod:`restoration`,
+:mod:`segmentation`, :mod:`intervals`, :mod:`annotators`, :mod:`ensembles`, :mod:`shift`,
+:mod:`model_card`, :mod:`checklist`, :mod:`zoo`, :mod:`zoo_import`, :mod:`zoo_export`;
+:mod:`viz`, :mod:`widgets` and :mod:`exercises` may read from any of them.
 """
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from .runtime import setup_course  # noqa: E402
 

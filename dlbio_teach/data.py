@@ -1,7 +1,14 @@
 """The dataset registry, downloads through pooch, and loaders that return arrays.
 
 Each dataset has one entry in :data:`REGISTRY`: its files (URL, sha256, size), licence,
-citation and a one-line description. ``data/README.md`` shows the same entries as cards.
+citation, a one-line description and the chapters whose notebooks load it.
+``data/README.md`` and ``book/datasets.md`` show the same entries as cards (regenerate
+them with ``python -m dlbio_teach.data cards``).
+
+A file's sha256 is either *verified* (a machine of the project downloaded the file and
+computed it: the files of the project's CI mirror, checked by ``tests/test_data.py``) or
+*as published by its source*: copied from where the file is published, never computed
+here. The cards say which.
 
 Environment variables
 ---------------------
@@ -37,19 +44,41 @@ _BAI = ("https://github.com/haesleinhuepf/BioImageAnalysisNotebooks/raw/"
         "3766d2f6056aa0058241b80a66c234977e833762/data/")
 _STARDIST = ("https://github.com/stardist/stardist/raw/"
              "650d3a19bf7380ec0476d672397ff0388687a9d3/stardist/data/images/")
+_PORTFOLIO = "careamics-portfolio, the dataset registry of CAREamics"
 
 
 @dataclass(frozen=True)
 class DataFile:
-    """One file of a dataset, named by its upstream URL and pinned by its sha256."""
+    """One file of a dataset, named by its upstream URL and pinned by its sha256.
+
+    Attributes
+    ----------
+    url : str
+        Where the file is published (``https://``).
+    sha256 : str
+        Its SHA-256 (hex); :func:`fetch` keeps a download only if it matches.
+    size : int, optional
+        Its size in bytes, when known.
+    unzip : bool
+        A zip archive: :func:`fetch` extracts it, :func:`load` reads the arrays inside.
+    verified : bool
+        ``True`` only when a machine of the project has computed ``sha256`` from the file
+        itself (the files of the project's CI mirror, which the tests check). ``False``:
+        the hash is the one its source publishes, never checked here.
+    hash_from : str
+        For an unverified hash: where it was published.
+    """
 
     url: str
     sha256: str
     size: int | None = None
     unzip: bool = False
+    verified: bool = False
+    hash_from: str = ""
 
     @property
     def fname(self) -> str:
+        """The file's name in the download folder (its URL's last part; ``.zip`` if unzipped)."""
         name = self.url.rstrip("/").split("/")[-1].split("?")[0]
         return name if not self.unzip or name.endswith(".zip") else name + ".zip"
 
@@ -66,21 +95,26 @@ class Dataset:
     source: str
     mirrored: bool = True
     chapters: tuple = field(default_factory=tuple)
+    """Chapters whose notebooks load the dataset (``tests/test_data.py`` reads the
+    notebooks and checks this); empty when no chapter uses it."""
 
 
+#: Every dataset of the course by name, with its files, licence, citation and the
+#: chapters that use it (the cards of the page *Datasets*).
 REGISTRY: dict[str, Dataset] = {d.name: d for d in [
     Dataset(
         name="stardist_nuclei",
         files={
             "image": DataFile(_STARDIST + "img2d.tif",
                               "f9ccc1571b92c861ff87e28463068b43f61bd47357ed0503f711e5cd1eb97750",
-                              524544),
+                              524544, verified=True),
             "labels": DataFile(_STARDIST + "mask2d.tif",
                                "59ad5e820b7982ca9d13e946fa6e7f64e2714899e00a2ae6c69aa79aad53d46f",
-                               524544),
+                               524544, verified=True),
         },
         description="512x512 fluorescence nuclei (2018 Data Science Bowl) with an instance "
-                    "label mask of about 180 nuclei, as shipped with StarDist.",
+                    "label mask of 125 nuclei (label values run to 183, with gaps), as "
+                    "shipped with StarDist.",
         licence="Image: CC0 (BBBC038); file distributed in the StarDist repository (BSD-3-Clause)",
         citation="Caicedo et al. (2019) Nucleus segmentation across imaging experiments: the "
                  "2018 Data Science Bowl. Nat Methods 16:1247. Schmidt et al. (2018) Cell "
@@ -93,107 +127,111 @@ REGISTRY: dict[str, Dataset] = {d.name: d for d in [
         files={
             "image": DataFile(_BAI + "blobs.tif",
                               "71d29715e85659bf43c2c90bab59359fa2797c95a2ebeb997e15c6294e8b2a05",
-                              23089),
+                              23089, verified=True),
             "labels": DataFile(_BAI + "blobs_labeled.tif",
                                "143b7d11dc1d9f00d977e2544ae826ce19420401c27134f514f03bfc145df5e6",
-                               6666),
+                               6666, verified=True),
         },
         description="The ImageJ 'blobs' sample (254x256, uint8) with 63 labelled objects.",
         licence="CC-BY-4.0 (BioImageAnalysisNotebooks, R. Haase)",
         citation="Haase, R. et al. BioImageAnalysisNotebooks. "
                  "https://github.com/haesleinhuepf/BioImageAnalysisNotebooks",
         source="https://github.com/haesleinhuepf/BioImageAnalysisNotebooks",
-        chapters=("segmentation", "validation"),
+        chapters=("reporting",),
     ),
     Dataset(
         name="dsb2018_extra",
         files={"image": DataFile(_BAI + "BBBC038/0bf4b1.tif",
                                  "b96d836d94059225e8e510d8ebd8a24dd6e0a5ba651447965c4769141b619173",
-                                 65701)},
+                                 65701, verified=True)},
         description="One more 2018 Data Science Bowl nuclei image, without a mask: "
                     "inference on unseen data and domain shift.",
         licence="CC0 (BBBC038), via BioImageAnalysisNotebooks (CC-BY-4.0)",
         citation="Caicedo et al. (2019) Nat Methods 16:1247; Ljosa et al. (2012) Annotated "
                  "high-throughput microscopy image sets for validation. Nat Methods 9:637.",
         source="https://bbbc.broadinstitute.org/BBBC038",
-        chapters=("segmentation", "validation"),
+        chapters=("validation",),
     ),
     Dataset(
         name="bpae_nuclei",
         files={"image": DataFile(_BAI + "BPAE_nuclei.tif",
                                  "f59dce142a7ae14684992d041740e7a04d56d473a3e05b3183e6b34ebdecaa9e",
-                                 2992272)},
+                                 2992272, verified=True)},
         description="Well-exposed fluorescence image (680x1100, float32) of bovine pulmonary "
-                    "artery endothelial cell nuclei: clean reference for simulated noise.",
+                    "artery endothelial cell nuclei: a clean reference to which noise can "
+                    "be added, for your own experiments (no chapter loads it).",
         licence="CC-BY-4.0 (BioImageAnalysisNotebooks, R. Haase)",
         citation="Haase, R. et al. BioImageAnalysisNotebooks. "
                  "https://github.com/haesleinhuepf/BioImageAnalysisNotebooks",
         source="https://github.com/haesleinhuepf/BioImageAnalysisNotebooks",
-        chapters=("restoration",),
+        chapters=(),
     ),
     Dataset(
         name="hela_cells",
         files={"image": DataFile(_BAI + "hela-cells.tif",
                                  "aaba731c1eeee48d79360c0eae6a7adad58cddf83100e782bba33258397f1a0c",
-                                 2067326)},
-        description="The ImageJ HeLa sample (512x672, three channels, uint16): a second clean "
-                    "fluorescence reference, with other structures than nuclei.",
+                                 2067326, verified=True)},
+        description="The ImageJ HeLa sample (512x672, three channels, uint16): a clean "
+                    "fluorescence reference to which noise is added at known photon counts, "
+                    "with other structures than nuclei.",
         licence="CC-BY-4.0 (BioImageAnalysisNotebooks, R. Haase); ImageJ sample image",
         citation="Haase, R. et al. BioImageAnalysisNotebooks; ImageJ sample 'HeLa Cells'.",
         source="https://github.com/haesleinhuepf/BioImageAnalysisNotebooks",
         chapters=("restoration",),
     ),
-    # The standard sets of the literature. No machine of the project reaches them; the
-    # `full` profile uses them where the network allows (see `fetch_or_fallback`).
+    # The standard sets of the literature, listed for learners who want the published
+    # benchmarks. No chapter loads them, and no machine of the project reaches them: their
+    # sha256 is the one published in careamics-portfolio, never checked here.
     Dataset(
         name="n2v_sem",
         files={"archive": DataFile("https://download.fht.org/jug/n2v/SEM.zip",
                                    "e1999b5d10abb1714b7663463f83d0bfb73990f5e0705b6cd212c4d3e824b96c",
-                                   None, unzip=True)},
-        description="Noise2Void's SEM training and validation images (Buchholz et al.).",
+                                   None, unzip=True, hash_from=_PORTFOLIO)},
+        description="Noise2Void's SEM training and validation images (Buchholz et al.). "
+                    "Not used by any chapter.",
         licence="CC-BY-4.0",
         citation="Buchholz, Krull, Shahidi, Pigino, Jekely, Jug (2019) Content-aware image "
                  "restoration for electron microscopy. Methods Cell Biol 152:277. "
                  "Krull et al. (2019) Noise2Void. CVPR.",
-        source="https://github.com/juglab/n2v", mirrored=False, chapters=("restoration",),
+        source="https://github.com/juglab/n2v", mirrored=False,
     ),
     Dataset(
         name="n2v_bsd68",
         files={"archive": DataFile(
             "https://download.fht.org/jug/n2v/BSD68_reproducibility_data.zip",
             "32c66d41196c9cafff465f3c7c42730f851c24766f70383672e18b8832ea8e55", None,
-            unzip=True)},
-        description="BSD68 with Gaussian noise (sigma 25), the Noise2Void benchmark.",
+            unzip=True, hash_from=_PORTFOLIO)},
+        description="BSD68 with Gaussian noise (sigma 25), the Noise2Void benchmark. Not used "
+                    "by any chapter.",
         licence="Unknown (Berkeley Segmentation Dataset, research use)",
         citation="Martin et al. (2001) ICCV; Zhang et al. (2017) IEEE TIP; Krull et al. "
                  "(2019) Noise2Void. CVPR.",
-        source="https://github.com/juglab/n2v", mirrored=False, chapters=("restoration",),
+        source="https://github.com/juglab/n2v", mirrored=False,
     ),
     Dataset(
         name="convallaria",
         files={"archive": DataFile(
             "https://cloud.mpi-cbg.de/index.php/s/BE8raMtHQlgLDF3/download",
             "8a2ac3e2792334c833ee8a3ca449fc14eada18145f9d56fa2cb40f462c2e8909", None,
-            unzip=True)},
-        description="Convallaria, 100 noisy frames (35x692x520 shown here): real noisy data "
-                    "whose average is a ground truth.",
+            unzip=True, hash_from=_PORTFOLIO)},
+        description="Convallaria: real noisy fluorescence frames of one field, from "
+                    "Probabilistic Noise2Void. Not used by any chapter.",
         licence="CC-BY-4.0",
         citation="Krull et al. (2020) Probabilistic Noise2Void. Front Comput Sci 2:5.",
-        source="https://github.com/juglab/pn2v", mirrored=False, chapters=("restoration",),
+        source="https://github.com/juglab/pn2v", mirrored=False,
     ),
     Dataset(
         name="dsb2018_denoiseg",
         files={"archive": DataFile(
             "https://zenodo.org/record/5156969/files/DSB2018_n0.zip?download=1",
             "729d7683ccfa1ad437f666256b23e73b3b3b3da6a8e47bb37303f0c64376a299", None,
-            unzip=True)},
+            unzip=True, hash_from=_PORTFOLIO)},
         description="The DSB2018 nuclei subset with instance masks, as packaged by DenoiSeg "
-                    "(noise-free version).",
+                    "(noise-free version). Not used by any chapter.",
         licence="CC0 (BBBC038)",
         citation="Caicedo et al. (2019) Nat Methods 16:1247; Buchholz et al. (2020) "
                  "DenoiSeg. ECCV workshops.",
         source="https://github.com/juglab/DenoiSeg", mirrored=False,
-        chapters=("segmentation",),
     ),
 ]}
 
@@ -339,7 +377,11 @@ def fetch(name: str, *, registry: dict | None = None, progressbar: bool = True) 
     Returns
     -------
     dict
-        File key -> path; a zip archive is unpacked and its key maps to the folder.
+        File key -> path; a zip archive is extracted and its key maps to the folder. The
+        folder holds a marker file (``EXTRACTED_MARKER``), written last, with the
+        archive's sha256 and the sha256 of every file extracted; a folder is reused only
+        when its marker matches the archive and its files match the marker, and is
+        extracted anew otherwise.
 
     Raises
     ------
@@ -364,19 +406,109 @@ def fetch(name: str, *, registry: dict | None = None, progressbar: bool = True) 
     for key, item in dataset.files.items():
         path = _fetch_file(dataset, key, item, folder, progressbar)
         if item.unzip:
-            out = folder / (Path(item.fname).stem + ".unzipped")
-            if not out.exists():
-                tmp = out.with_suffix(".partial")
-                with zipfile.ZipFile(path) as archive:
-                    archive.extractall(tmp)
-                tmp.rename(out)
-            path = out
+            path = _extract(path, folder / (Path(item.fname).stem + ".unzipped"),
+                            item.sha256)
         paths[key] = path
     return paths
 
 
+EXTRACTED_MARKER = ".dlbio-extracted.json"
+"""Name of the marker file that :func:`fetch` writes last into an extracted archive."""
+
+
+def _listing(folder: Path) -> dict:
+    """Relative POSIX path -> sha256 of every file under ``folder`` but the marker."""
+    return {p.relative_to(folder).as_posix(): file_sha256(p)
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).as_posix() != EXTRACTED_MARKER}
+
+
+def _extraction_is_intact(out: Path, archive_sha256: str) -> bool:
+    import json
+
+    marker = out / EXTRACTED_MARKER
+    if not out.is_dir() or not marker.is_file():
+        return False
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(record, dict) and record.get("archive_sha256") == archive_sha256
+            and record.get("files") == _listing(out))
+
+
+def _extract(archive: Path, out: Path, archive_sha256: str) -> Path:
+    """Extract ``archive`` (already checked against ``archive_sha256``) into ``out``, or
+    reuse ``out`` when its marker says it came from this archive and its files are
+    unchanged. Extraction goes to a temporary folder, gets its marker last, and is then
+    renamed into place, so ``out`` is never half-written."""
+    import json
+    import shutil
+    import tempfile
+
+    if _extraction_is_intact(out, archive_sha256):
+        return out
+    if out.exists():
+        # No marker, another archive's marker, or files changed since: never reuse it.
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp)     # extractall drops absolute paths and ".." parts
+        record = {"archive": archive.name, "archive_sha256": archive_sha256,
+                  "files": _listing(tmp)}
+        (tmp / EXTRACTED_MARKER).write_text(json.dumps(record, indent=1), encoding="utf-8")
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+_ARRAY_SUFFIXES = (".tif", ".tiff", ".npy", ".npz")
+
+
+def _read_arrays(folder: Path) -> dict:
+    """Every TIFF, ``.npy`` and ``.npz`` file under ``folder`` as NumPy arrays, keyed by
+    its path relative to ``folder`` (an ``.npz`` gives ``"path.npz/name"`` per array).
+    Nothing is unpickled: ``np.load`` runs with ``allow_pickle=False``."""
+    import tifffile
+
+    arrays = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if (not p.is_file() or p.suffix.lower() not in _ARRAY_SUFFIXES
+                or any(part.startswith(".") or part == "__MACOSX"
+                       for part in p.relative_to(folder).parts)):
+            continue
+        try:
+            if p.suffix.lower() in (".tif", ".tiff"):
+                arrays[rel] = np.asarray(tifffile.imread(p))
+            elif p.suffix.lower() == ".npy":
+                arrays[rel] = np.load(p, allow_pickle=False)
+            else:
+                with np.load(p, allow_pickle=False) as npz:
+                    for array_name in npz.files:
+                        arrays[f"{rel}/{array_name}"] = npz[array_name]
+        except ValueError as err:
+            if "pickle" not in str(err).lower():
+                raise
+            raise ValueError(
+                f"{p} holds Python objects (a pickled array), and load() never unpickles: "
+                "unpickling runs code from the file. Its folder is "
+                f"{folder} (from fetch()); if you trust the source, read it yourself with "
+                "np.load(path, allow_pickle=True).") from None
+    return arrays
+
+
 def load(name: str, *, registry: dict | None = None) -> dict:
-    """Fetch a dataset and return its TIFF files as NumPy arrays, keyed as in the registry.
+    """Fetch a dataset and return its files as NumPy arrays, keyed as in the registry.
+
+    A TIFF file's key maps to its array. A zip archive's key maps to a dict of arrays: one
+    per TIFF, ``.npy`` or ``.npz`` file inside, keyed by its path in the archive (an
+    ``.npz`` file gives one entry per array, ``"path.npz/name"``); other files are left
+    out. Nothing is unpickled: an ``.npy`` file of Python objects raises a ``ValueError``
+    (use :func:`fetch` for the extracted folder).
 
     Examples
     --------
@@ -389,7 +521,7 @@ def load(name: str, *, registry: dict | None = None) -> dict:
     arrays = {}
     for key, path in fetch(name, registry=registry).items():
         if path.is_dir():
-            arrays[key] = path
+            arrays[key] = _read_arrays(path)
         else:
             arrays[key] = np.asarray(tifffile.imread(path))
     return arrays
@@ -398,7 +530,9 @@ def load(name: str, *, registry: dict | None = None) -> dict:
 def fetch_or_fallback(name: str, fallback: str) -> tuple[str, dict]:
     """Load ``name``; if it cannot be had, say so loudly and load ``fallback`` instead.
 
-    Returns the name of the dataset actually loaded and its arrays.
+    Returns the name of the dataset actually loaded and its arrays. (No chapter uses it:
+    it is here for learners who try a large standard set and want a mirrored one when
+    it cannot be downloaded.)
     """
     try:
         return name, load(name)
@@ -494,18 +628,38 @@ def build_mirror(folder, names=None, *, registry: dict | None = None,
     return status
 
 
+def _hash_note(f: DataFile) -> str:
+    if f.verified:
+        return "verified: the project's tests download this file and check it"
+    return (f"as published by {f.hash_from or 'its source'}; never checked by a machine "
+            "of this project")
+
+
 def dataset_card(name: str) -> str:
-    """Return a dataset's registry entry as a Markdown card (as in ``data/README.md``)."""
+    """Return a dataset's registry entry as a Markdown card (as in ``data/README.md``).
+
+    Examples
+    --------
+    >>> print(dataset_card("n2v_sem"))          # doctest: +ELLIPSIS
+    ### `n2v_sem`
+    ...
+    - **Used in:** no chapter (no notebook of the course loads it)
+    ...sha256 `e1999b5d...` (as published by ...; never checked by a machine of this project)
+    <BLANKLINE>
+    """
     d = REGISTRY[name]
+    used = (", ".join(d.chapters) if d.chapters
+            else "no chapter (no notebook of the course loads it)")
     lines = [f"### `{d.name}`", "", d.description, "",
              f"- **Licence:** {d.licence}", f"- **Cite:** {d.citation}",
              f"- **Source:** <{d.source}>",
-             f"- **Used in:** {', '.join(d.chapters) or '-'}",
+             f"- **Used in:** {used}",
              f"- **Reachable from the project's CI mirror:** {'yes' if d.mirrored else 'no'}",
              "- **Files:**"]
     for key, f in d.files.items():
         size = f"{f.size:,} bytes" if f.size else "size not recorded"
-        lines.append(f"  - `{key}`: <{f.url}> ({size}), sha256 `{f.sha256}`")
+        lines.append(f"  - `{key}`: <{f.url}> ({size}), sha256 `{f.sha256}` "
+                     f"({_hash_note(f)})")
     return "\n".join(lines) + "\n"
 
 
@@ -551,12 +705,13 @@ def _main(argv=None) -> int:
         "prefetch", help="download datasets into DLBIO_DATA_DIR, or into a workshop mirror",
         description="Download datasets into DLBIO_DATA_DIR (for offline work), or with "
                     "--to into a workshop mirror folder. Every file is checked against "
-                    "its sha256. The large standard sets (--all) are skipped, with a note, "
-                    "when they cannot be reached; the full profile then falls back to the "
-                    "mirrored data.")
+                    "its sha256. The large standard sets of the literature (--all; no "
+                    "chapter uses them) are skipped, with a note, when they cannot be "
+                    "reached.")
     pre.add_argument("names", nargs="*", help="datasets (default: every mirrored one)")
     pre.add_argument("--all", action="store_true",
-                     help="also try the large standard sets (needs the internet)")
+                     help="also try the large standard sets of the literature, which no "
+                          "chapter uses (needs the internet)")
     pre.add_argument("--to", metavar="FOLDER", type=Path,
                      help="build a workshop mirror: put each file at FOLDER/HOST/PATH of its "
                           "URL; serve FOLDER with any static HTTP server and let learners "
@@ -574,8 +729,8 @@ def _main(argv=None) -> int:
 
 
 def _prefetch(names, *, include_standard: bool, to: Path | None) -> int:
-    """The ``prefetch`` command: one line per dataset; exit status 1 if a dataset that the
-    smoke and standard profiles use, or one named explicitly, could not be had."""
+    """The ``prefetch`` command: one line per dataset; exit status 1 if a mirrored dataset
+    (those the chapters load are all mirrored), or one named explicitly, could not be had."""
     requested = set(names)
     names = names or [n for n, d in REGISTRY.items() if d.mirrored or include_standard]
     unknown = [n for n in names if n not in REGISTRY]
@@ -598,8 +753,8 @@ def _prefetch(names, *, include_standard: bool, to: Path | None) -> int:
             print(f"ok      {n}")
         elif (isinstance(err, DatasetUnavailableError) and not REGISTRY[n].mirrored
               and n not in requested):
-            print(f"SKIPPED {n}: cannot be reached ({str(err).splitlines()[0]}); the full "
-                  "profile falls back to the mirrored data without it.")
+            print(f"SKIPPED {n}: cannot be reached ({str(err).splitlines()[0]}); no chapter "
+                  "uses it.")
         else:
             failed += 1
             print(f"FAILED  {n}: {str(err).splitlines()[0]}")

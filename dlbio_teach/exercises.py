@@ -41,6 +41,8 @@ class _Checks:
         return sorted(self._checkers)
 
 
+#: The exercise checkers; ``check.<exercise>(answer)`` prints feedback and returns whether
+#: the answer is right.
 check = _Checks()
 
 

@@ -1,5 +1,5 @@
 """Metrics, each defined once: image quality for restoration, object matching for
-instance segmentation.
+instance segmentation, and the panel of segmentation metrics that see different errors.
 
 PSNR and SSIM come from ``skimage.metrics`` with an explicit ``data_range``: without it,
 scikit-image guesses the range from the dtype, and two tools reporting "PSNR" disagree.
@@ -10,12 +10,15 @@ any display would remove.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 from skimage import metrics as skm
 
 from .preprocessing import check_image, check_labels
 
-__all__ = ["rescale_affine", "psnr", "ssim", "restoration_scores", "iou_matrix",
-           "match_instances", "matching_scores", "match_dataset", "merges_and_splits"]
+__all__ = ["rescale_affine", "psnr", "ssim", "restoration_scores", "mean_restoration_scores",
+           "f1_at", "f1_from_counts", "iou_matrix",
+           "match_instances", "matching_scores", "match_dataset", "merges_and_splits",
+           "metric_panel"]
 
 
 def _pair(target, prediction):
@@ -101,19 +104,40 @@ def restoration_scores(target, prediction, *, data_range: float = 1.0,
             "ssim": ssim(target, prediction, data_range=data_range)}
 
 
+def mean_restoration_scores(targets, predictions, **kwargs) -> dict:
+    """Mean PSNR and SSIM over pairs of images (:func:`restoration_scores` of each pair).
+
+    Examples
+    --------
+    >>> t = np.zeros((2, 16, 16)); t[:, 4:12, 4:12] = 1
+    >>> round(mean_restoration_scores(t, 0.9 * t + 0.05, rescale=False)["psnr"], 1)
+    26.0
+    """
+    targets, predictions = list(targets), list(predictions)
+    if len(targets) != len(predictions) or not targets:
+        raise ValueError(f"need one prediction per target image, got {len(targets)} targets "
+                         f"and {len(predictions)} predictions.")
+    scores = [restoration_scores(t, p, **kwargs) for t, p in zip(targets, predictions)]
+    return {k: float(np.mean([s[k] for s in scores])) for k in ("psnr", "ssim")}
+
+
 # --- Instance segmentation: one-to-one matching of objects ---------------------------
 #
 # Names as in the literature (StarDist's matching, the 2018 Data Science Bowl, Kirillov et
-# al.'s panoptic quality): a true object and a predicted object *match* when the Hungarian
+# al.'s panoptic quality): a true object and a predicted object *match* when a one-to-one
 # assignment pairs them and their IoU is at least the threshold. Each matched pair is a
 # true positive (TP); unmatched predictions are false positives (FP), unmatched true
 # objects false negatives (FN). Then
 #   precision = TP / (TP + FP),  recall = TP / (TP + FN),  F1 = 2TP / (2TP + FP + FN),
-#   accuracy = TP / (TP + FP + FN)   (the DSB2018 score, also called "average precision"),
-#   mean_matched_iou = mean IoU over the TP pairs,
+#   accuracy = TP / (TP + FP + FN)   (the DSB2018 score, StarDist's "accuracy"),
+#   mean_matched_iou = sum of TP IoUs / TP   (how well the found objects are drawn),
+#   mean_true_iou = sum of TP IoUs / (TP + FN)   (StarDist's mean_true_score: each true
+#       object scores its IoU if found and 0 if missed),
 #   panoptic_quality = sum of TP IoUs / (TP + FP/2 + FN/2).
-# With no true and no predicted object there is nothing to get wrong: the ratios are 1
-# and the mean matched IoU is NaN (no pair to average), stated rather than guessed.
+# With no true and no predicted object there is nothing to get wrong: the ratios
+# (mean_true_iou included) are 1 and the mean matched IoU is NaN (no pair to average),
+# stated rather than guessed. With no true object but some predicted, recall and
+# mean_true_iou are 0, as the precision is with true objects and no prediction.
 
 
 def _label_pair(true_labels, pred_labels):
@@ -150,32 +174,59 @@ def iou_matrix(true_labels, pred_labels):
     return iou, true_ids[t_fg], pred_ids[p_fg]
 
 
+def _assign(iou, threshold):
+    """Row and column indices of the one-to-one matching of admissible pairs.
+
+    A pair is admissible when its IoU is at least ``threshold``. From 0.5 up, an object
+    has at most one admissible partner (barring ties at exactly 0.5) and the matching
+    maximises the total IoU. Below 0.5 an object can overlap several others that well,
+    and the largest total IoU may leave an object unmatched that another assignment would
+    match: there the matching first maximises the *number* of admissible pairs, then,
+    among those, their total IoU (as StarDist does). Each admissible pair is worth
+    ``1 + iou / (2 n)`` with ``n = min(iou.shape)``: the IoU terms of a matching add up
+    to at most 1/2, less than one more pair.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    admissible = iou >= threshold
+    if threshold >= 0.5:
+        gain = np.where(admissible, iou, 0.0)
+    else:
+        gain = np.where(admissible, 1.0 + iou / (2 * min(iou.shape)), 0.0)
+    rows, cols = linear_sum_assignment(-gain)
+    keep = admissible[rows, cols]
+    return rows[keep], cols[keep]
+
+
 def match_instances(true_labels, pred_labels, *, threshold: float = 0.5) -> dict:
-    """Match objects one-to-one (Hungarian on IoU) and count TP, FP and FN.
+    """Match objects one-to-one on IoU (as StarDist does) and count TP, FP and FN.
+
+    The Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`) pairs true and
+    predicted objects whose IoU is at least ``threshold``. It maximises the total IoU of
+    the matched pairs; below 0.5, where one object can overlap several others above the
+    threshold, it first maximises the number of matched pairs, then their total IoU.
 
     Returns a dict with ``tp``, ``fp``, ``fn``, ``n_true``, ``n_pred``, ``sum_iou`` (of the
-    matched pairs), the scores of :func:`matching_scores`, and ``pairs``:
-    ``(true_id, pred_id, iou)`` for each match.
+    matched pairs), the scores of :func:`matching_scores` (among them ``accuracy``, the
+    DSB2018 score ``TP / (TP + FP + FN)``, and ``mean_true_iou``, ``sum_iou / n_true``),
+    ``threshold``, and ``pairs``: ``(true_id, pred_id, iou)`` for each match.
 
     Examples
     --------
     >>> t = np.zeros((6, 6), int); t[:3, :3] = 1; t[3:, 3:] = 2
     >>> p = np.zeros((6, 6), int); p[:3, :3] = 5
     >>> m = match_instances(t, p)
-    >>> m["tp"], m["fp"], m["fn"], m["f1"]
-    (1, 0, 1, 0.6666666666666666)
+    >>> m["tp"], m["fp"], m["fn"], m["f1"], m["mean_true_iou"]
+    (1, 0, 1, 0.6666666666666666, 0.5)
     """
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}.")
-    from scipy.optimize import linear_sum_assignment
-
     iou, true_ids, pred_ids = iou_matrix(true_labels, pred_labels)
     pairs = []
     if iou.size:
-        # Maximise the total IoU; pairs below the threshold cannot match.
-        rows, cols = linear_sum_assignment(-np.where(iou >= threshold, iou, 0.0))
+        rows, cols = _assign(iou, threshold)
         pairs = [(int(true_ids[r]), int(pred_ids[c]), float(iou[r, c]))
-                 for r, c in zip(rows, cols) if iou[r, c] >= threshold]
+                 for r, c in zip(rows, cols)]
     counts = {"tp": len(pairs), "fp": len(pred_ids) - len(pairs),
               "fn": len(true_ids) - len(pairs), "n_true": len(true_ids),
               "n_pred": len(pred_ids), "sum_iou": float(sum(p[2] for p in pairs))}
@@ -183,24 +234,40 @@ def match_instances(true_labels, pred_labels, *, threshold: float = 0.5) -> dict
 
 
 def matching_scores(*, tp: int, fp: int, fn: int, sum_iou: float, **_) -> dict:
-    """Precision, recall, F1, accuracy, mean matched IoU and panoptic quality from counts.
+    """Precision, recall, F1, accuracy, mean IoUs and panoptic quality from counts.
 
-    Pool counts over images first (sum ``tp``, ``fp``, ``fn``, ``sum_iou``) to score a
-    dataset; averaging per-image scores weighs a crowded image like an empty one.
+    ``accuracy`` is ``TP / (TP + FP + FN)``, the score of the 2018 Data Science Bowl (and
+    StarDist's ``accuracy``); ``mean_true_iou`` is ``sum_iou / (TP + FN)``, the IoU of each
+    true object averaged over all of them, 0 for a missed one (StarDist's
+    ``mean_true_score``). Pool counts over images first (sum ``tp``, ``fp``, ``fn``,
+    ``sum_iou``) to score a dataset; averaging per-image scores weighs a crowded image like
+    an empty one.
+
+    With no object at all the ratios are 1 (nothing to get wrong) and ``mean_matched_iou``
+    is NaN (no pair to average); with no true object but some predicted, ``recall`` and
+    ``mean_true_iou`` are 0.
 
     Examples
     --------
-    >>> matching_scores(tp=8, fp=2, fn=2, sum_iou=6.4)["accuracy"]
-    0.6666666666666666
+    >>> s = matching_scores(tp=8, fp=2, fn=2, sum_iou=6.4)
+    >>> s["accuracy"], s["mean_matched_iou"], s["mean_true_iou"]
+    (0.6666666666666666, 0.8, 0.64)
+    >>> s = matching_scores(tp=0, fp=0, fn=0, sum_iou=0.0)
+    >>> s["mean_true_iou"], s["mean_matched_iou"]
+    (1.0, nan)
+    >>> matching_scores(tp=0, fp=3, fn=0, sum_iou=0.0)["mean_true_iou"]
+    0.0
     """
     if tp + fp + fn == 0:
         return {"precision": 1.0, "recall": 1.0, "f1": 1.0, "accuracy": 1.0,
-                "mean_matched_iou": float("nan"), "panoptic_quality": 1.0}
+                "mean_matched_iou": float("nan"), "mean_true_iou": 1.0,
+                "panoptic_quality": 1.0}
     return {"precision": tp / (tp + fp) if tp + fp else 0.0,
             "recall": tp / (tp + fn) if tp + fn else 0.0,
             "f1": 2 * tp / (2 * tp + fp + fn),
             "accuracy": tp / (tp + fp + fn),
             "mean_matched_iou": sum_iou / tp if tp else float("nan"),
+            "mean_true_iou": sum_iou / (tp + fn) if tp + fn else 0.0,
             "panoptic_quality": sum_iou / (tp + fp / 2 + fn / 2)}
 
 
@@ -212,13 +279,15 @@ def match_dataset(true_labels, pred_labels, *, thresholds=(0.5,)) -> list[dict]:
     true_labels, pred_labels : sequence of ndarray ``(Y, X)``
         Ground truth and prediction of each image, in the same order.
     thresholds : sequence of float
-        IoU thresholds, e.g. ``np.arange(0.5, 1.0, 0.05)`` for the DSB2018 range.
+        IoU thresholds, e.g. ``np.arange(0.5, 1.0, 0.05)``, the range over which the
+        DSB2018 averaged its ``accuracy``.
 
     Returns
     -------
     list of dict
         One per threshold: ``threshold``, the pooled ``tp``, ``fp``, ``fn``, ``sum_iou``,
-        ``n_images`` and the scores of :func:`matching_scores`.
+        ``n_images`` and the scores of :func:`matching_scores` (``accuracy``,
+        ``mean_true_iou``, ...) of the pooled counts.
 
     Examples
     --------
@@ -272,3 +341,94 @@ def merges_and_splits(true_labels, pred_labels, *, cover: float = 0.5) -> dict:
         return int(np.sum(times >= 2))
 
     return {"merges": count(t, p), "splits": count(p, t)}
+
+
+def metric_panel(true_labels, pred_labels, *, threshold: float = 0.5) -> dict:
+    """Five answers to "how good is this segmentation?", from the same prediction.
+
+    Over a list of images (counts and pixels pooled over the images):
+
+    * ``pixel_dice``: ``2 |T and P| / (|T| + |P|)`` of the foregrounds (overlap, pixels);
+      1 when both are empty;
+    * ``object_f1``: F1 of objects matched one-to-one at IoU >= ``threshold``
+      (:func:`match_instances`); 1 when both are empty;
+    * ``count_error``: ``(n_pred - n_true) / n_true`` (signed; ``inf`` when there is no
+      true object but some predicted, 0 when neither);
+    * ``boundary_distance``: the mean distance in pixels from each pixel on the outline of
+      one foreground to the nearest outline pixel of the other, over both outlines (the
+      average symmetric surface distance, a boundary measure); 0 when both are empty,
+      ``inf`` when only one is;
+    * ``hausdorff``: the largest distance in pixels from a foreground pixel of one mask to
+      the nearest of the other (:func:`skimage.metrics.hausdorff_distance`; a worst case),
+      the largest over the images; 0 when both are empty, ``inf`` when only one is.
+
+    Examples
+    --------
+    >>> t = np.zeros((8, 8), int); t[1:4, 1:4] = 1; t[5:8, 5:8] = 2
+    >>> p = np.where(t > 0, 1, 0)                      # right pixels, one object too few
+    >>> {k: round(v, 3) for k, v in metric_panel([t], [p]).items()}
+    {'pixel_dice': 1.0, 'object_f1': 0.667, 'count_error': -0.5, 'boundary_distance': 0.0,
+     'hausdorff': 0.0}
+    """
+    from skimage.metrics import hausdorff_distance
+    from skimage.segmentation import find_boundaries
+
+    if isinstance(true_labels, np.ndarray) and true_labels.ndim == 2:
+        true_labels, pred_labels = [true_labels], [pred_labels]
+    true_labels, pred_labels = list(true_labels), list(pred_labels)
+    if len(true_labels) != len(pred_labels) or not true_labels:
+        raise ValueError(f"need one prediction per ground-truth image, got "
+                         f"{len(true_labels)} and {len(pred_labels)}.")
+    counts = {"tp": 0, "fp": 0, "fn": 0, "sum_iou": 0.0, "n_true": 0, "n_pred": 0}
+    overlap = total = 0
+    hausdorff = distance_sum = 0.0
+    n_outline = 0
+    for t, p in zip(true_labels, pred_labels):
+        t, p = check_labels(t), check_labels(p)
+        m = match_instances(t, p, threshold=threshold)
+        counts = {k: counts[k] + m[k] for k in counts}
+        overlap += int(((t > 0) & (p > 0)).sum())
+        total += int((t > 0).sum() + (p > 0).sum())
+        hausdorff = max(hausdorff, float(hausdorff_distance(t > 0, p > 0)))
+        rims = [find_boundaries((x > 0).astype(np.uint8), mode="inner") & (x > 0) for x in (t, p)]
+        if rims[0].any() != rims[1].any():
+            distance_sum = float("inf")
+        elif rims[0].any():
+            for a, b in (rims, rims[::-1]):
+                distance_sum += float(ndi.distance_transform_edt(~b)[a].sum())
+                n_outline += int(a.sum())
+    n_true, n_pred = counts["n_true"], counts["n_pred"]
+    count_error = ((n_pred - n_true) / n_true if n_true else
+                   (float("inf") if n_pred else 0.0))
+    return {"pixel_dice": 2 * overlap / total if total else 1.0,
+            "object_f1": matching_scores(**counts)["f1"],
+            "count_error": float(count_error),
+            "boundary_distance": distance_sum / n_outline if n_outline else distance_sum,
+            "hausdorff": hausdorff}
+
+
+def f1_at(true_labels, pred_labels, *, threshold: float = 0.5) -> float:
+    """F1 of a dataset at one IoU threshold, counts pooled over the images.
+
+    Examples
+    --------
+    >>> t = np.zeros((6, 6), int); t[:3, :3] = 1; t[3:, 3:] = 2
+    >>> round(f1_at([t, t], [t, np.zeros_like(t)]), 3)
+    0.667
+    """
+    return match_dataset(true_labels, pred_labels, thresholds=[threshold])[0]["f1"]
+
+
+def f1_from_counts(tp, fp, fn):
+    """F1 = 2 TP / (2 TP + FP + FN) from counts, element-wise for arrays of counts.
+
+    Used to score many settings at once from counts pooled over images; with no object
+    at all the result is 0 here (use :func:`matching_scores` for the conventions).
+
+    Examples
+    --------
+    >>> f1_from_counts(np.array([8, 0]), np.array([2, 0]), np.array([2, 0])).tolist()
+    [0.8, 0.0]
+    """
+    tp, fp, fn = (np.asarray(v) for v in (tp, fp, fn))
+    return 2 * tp / np.maximum(2 * tp + fp + fn, 1)

@@ -27,6 +27,7 @@ class ConvBlock(nn.Module):
         self.shortcut = (nn.Conv2d(in_channels, out_channels, 1) if residual else None)
 
     def forward(self, x):
+        """Two convolutions, plus the shortcut when residual, then ReLU."""
         y = self.body(x)
         if self.shortcut is not None:
             y = y + self.shortcut(x)
@@ -108,6 +109,8 @@ class UNet(nn.Module):
         return 2 ** self.depth
 
     def forward(self, x):
+        """Map a batch ``(N, C, Y, X)`` to ``(N, out_channels, Y, X)``, padding and cropping
+        sides that are not a multiple of :attr:`multiple`."""
         if x.ndim != 4:
             raise ValueError(f"UNet expects a batch (N, C, Y, X), got shape "
                              f"{tuple(x.shape)}; add axes with x[None, None].")
@@ -156,6 +159,7 @@ class TinyCNN(nn.Module):
         self.classifier = nn.Linear(2 * channels * pool * pool, n_classes)
 
     def forward(self, x):
+        """Class scores (logits) ``(N, n_classes)`` of a batch of patches ``(N, C, Y, X)``."""
         return self.classifier(self.features(x).flatten(1))
 
 

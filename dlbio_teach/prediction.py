@@ -4,16 +4,50 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .preprocessing import check_image
+from .preprocessing import check_network_input
 
-__all__ = ["predict"]
+__all__ = ["network_in_channels", "predict", "predict_classes"]
+
+
+def network_in_channels(model: torch.nn.Module) -> int | None:
+    """Input channels of a network: ``model.config["in_channels"]`` (the course's UNet),
+    else the ``in_channels`` of its first ``Conv2d``; ``None`` when neither is known.
+
+    Examples
+    --------
+    >>> from dlbio_teach.models import UNet
+    >>> network_in_channels(UNet(2, 1, depth=1, base_channels=4))
+    2
+    >>> network_in_channels(torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Conv2d(3, 8, 3)))
+    3
+    """
+    config = getattr(model, "config", None)
+    if isinstance(config, dict) and isinstance(config.get("in_channels"), int):
+        return config["in_channels"]
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            return int(module.in_channels)
+    return None
+
+
+_TOO_SMALL = ("Kernel size can't be greater than actual input size",
+              "Output size is too small", "Padding size should be less than")
 
 
 def _forward(model, batch: np.ndarray, device) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(device)
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16,
-                                         enabled=device.type == "cuda"):
-        y = model(x)
+    try:
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16,
+                                             enabled=device.type == "cuda"):
+            y = model(x)
+    except RuntimeError as err:
+        if not any(text in str(err) for text in _TOO_SMALL):
+            raise
+        raise ValueError(
+            f"The image (or tile) of {tuple(batch.shape[-2:])} pixels is smaller than this "
+            "network can take: its convolutions or poolings need a larger input. Use a "
+            "larger image, or a larger tile_size (PyTorch said: "
+            f"{str(err).splitlines()[0]})") from None
     return y.float().cpu().numpy()
 
 
@@ -27,12 +61,21 @@ def predict(model: torch.nn.Module, image, *, tile_size: int | None = None,
     pooling grid, the result equals whole-image prediction (up to float rounding), without
     seams, while memory stays bounded by the tile size.
 
+    The image is checked before it reaches the network
+    (:func:`~dlbio_teach.preprocessing.check_network_input`): a colour image with its
+    channels last ``(Y, X, 3)``, a stack ``(N, Y, X)``, a ``(Y, X)`` image for a network of
+    several channels, a non-numeric dtype or NaN values raise a ``ValueError`` that says
+    what came in, what the network takes and how to convert. The U-Net pads sides that are
+    not multiples of ``2**depth``, so small images are fine; a network that cannot take an
+    image that small raises a ``ValueError`` that says so.
+
     Parameters
     ----------
     model : torch.nn.Module
         A network taking ``(N, C, Y, X)``.
     image : ndarray
-        ``(Y, X)`` or ``(C, Y, X)``, already normalised as in training.
+        ``(Y, X)`` (one-channel network) or ``(C, Y, X)`` with ``C`` the network's input
+        channels (:func:`network_in_channels`), already normalised as in training.
     tile_size : int, optional
         Tile side (rounded up to the network's multiple); ``None`` predicts in one go.
     margin : int, optional
@@ -51,8 +94,7 @@ def predict(model: torch.nn.Module, image, *, tile_size: int | None = None,
     >>> predict(net, np.zeros((40, 50)), tile_size=16).shape
     (40, 50)
     """
-    image = check_image(image, ndim=(2, 3))
-    x = image[None] if image.ndim == 2 else image
+    x = check_network_input(image, network_in_channels(model))
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
@@ -82,3 +124,33 @@ def predict(model: torch.nn.Module, image, *, tile_size: int | None = None,
     finally:
         model.train(was_training)
     return out[0] if out.shape[0] == 1 else out
+
+
+def predict_classes(model: torch.nn.Module, patches, *, batch_size: int = 256,
+                    device=None) -> np.ndarray:
+    """The class a patch classifier gives each patch of a stack ``(N, Y, X)``.
+
+    The network's output ``(N, n_classes)`` is computed in batches (in evaluation mode)
+    and its largest score taken: compare with the true classes for an accuracy.
+
+    Examples
+    --------
+    >>> from dlbio_teach.models import TinyCNN
+    >>> predict_classes(TinyCNN(n_classes=2, channels=4), np.zeros((5, 16, 16))).shape
+    (5,)
+    """
+    patches = np.asarray(patches, np.float32)
+    if patches.ndim != 3:
+        raise ValueError(f"patches must be a stack (N, Y, X), got shape {patches.shape}; "
+                         "for one patch use patches[None].")
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        out = [_forward(model, patches[i:i + batch_size, None], torch.device(device))
+               for i in range(0, len(patches), batch_size)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(out).argmax(axis=1)

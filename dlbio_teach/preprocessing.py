@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_image", "check_labels", "normalize_percentile", "normalize_minmax",
-           "random_patches", "split_indices", "grid_tiles", "labelled_patches"]
+__all__ = ["check_image", "check_network_input", "check_labels", "normalize_percentile",
+           "normalize_minmax", "random_patches", "split_indices", "grid_tiles",
+           "labelled_patches"]
 
 
 def check_image(image, *, ndim=(2,), name: str = "image", min_size: int = 1) -> np.ndarray:
@@ -20,20 +21,150 @@ def check_image(image, *, ndim=(2,), name: str = "image", min_size: int = 1) -> 
     """
     array = np.asarray(image)
     if array.ndim not in ndim:
-        hint = (" For a colour or multi-channel image pick one channel, e.g. image[..., 0]."
-                if array.ndim == 3 and 2 in ndim else "")
+        hint = ""
+        if array.ndim == 3 and 2 in ndim:
+            hint = (" For a colour or multi-channel image pick one channel, e.g. "
+                    "image[..., 0] (channels last) or image[0] (channels first)")
+            hint += (", or convert it to grey with skimage.color.rgb2gray(image)."
+                     if array.shape[-1] in (3, 4) else ".")
         raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} dimensions "
                          f"(Y, X), got shape {array.shape}.{hint}")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ValueError(f"{name} must be numeric, got dtype {array.dtype}.")
-    array = array.astype(np.float32, copy=False)
+    _check_dtype(array, name)
+    return _check_values(array.astype(np.float32, copy=False), name, min_size,
+                         "use a larger image or a smaller patch")
+
+
+def _check_values(array: np.ndarray, name: str, min_size: int, fix: str) -> np.ndarray:
+    """The checks on values and size that :func:`check_image` and
+    :func:`check_network_input` share."""
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains NaN or infinite values; replace them first "
                          "(e.g. np.nan_to_num(image)) or crop them away.")
     if min(array.shape[-2:]) < min_size:
         raise ValueError(f"{name} is {array.shape[-2:]} pixels, smaller than the "
-                         f"{min_size} pixels needed; use a larger image or a smaller patch.")
+                         f"{min_size} pixels needed; {fix}.")
     return array
+
+
+def _check_dtype(array: np.ndarray, name: str) -> None:
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real-valued, got dtype {array.dtype}; take "
+                         "np.abs(image) or image.real first.")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {array.dtype}"
+                         + (" (an array of Python objects: images of different sizes, or "
+                            "values that are not numbers?); convert it with "
+                            "image.astype(np.float32)" if array.dtype == object else "")
+                         + ".")
+
+
+def _channels_last_hint(shape: tuple, in_channels: int) -> str:
+    """How to convert an image whose channels seem to be on its last axis."""
+    c = shape[-1]
+    if in_channels == 1:
+        kind = {3: "an RGB colour image", 4: "an RGBA colour image"}.get(
+            c, f"an image with {c} channels")
+        grey = ("skimage.color.rgb2gray(image)" if c == 3 else
+                "skimage.color.rgb2gray(skimage.color.rgba2rgb(image))" if c == 4 else None)
+        return (f"It looks like {kind} with its channels last, (Y, X, C). Convert it to one "
+                "channel: pick one, e.g. image[..., 0]"
+                + (f", or convert it to grey with {grey}" if grey else "") + ".")
+    if c == in_channels:
+        return ("It looks like the channels are last, (Y, X, C): move them first with "
+                "np.moveaxis(image, -1, 0).")
+    return (f"It looks like an image with {c} channels last, (Y, X, C): move them first "
+            f"with np.moveaxis(image, -1, 0), then keep the {in_channels} channels the "
+            f"network was trained on, e.g. image[:{in_channels}].")
+
+
+def check_network_input(image, in_channels: int | None = 1, *, name: str = "image",
+                        min_size: int = 1) -> np.ndarray:
+    """Return ``image`` as a float32 ``(C, Y, X)`` array for a network with
+    ``in_channels`` input channels, or raise a ``ValueError`` that says what shape came
+    in, what the network expects and how to convert.
+
+    The checks that :func:`~dlbio_teach.prediction.predict` (and so the segmentation and
+    restoration calls that use it) makes before anything reaches PyTorch, whose own
+    messages ("expected input[1, 32, 32, 4] to have 1 channels ...") name neither the
+    image nor the fix. It recognises:
+
+    * a colour image with its channels last, ``(Y, X, 3)`` or ``(Y, X, 4)``: pick a
+      channel (``image[..., 0]``), convert to grey (``skimage.color.rgb2gray``) or move
+      the axis (``np.moveaxis(image, -1, 0)``);
+    * a stack of images ``(N, Y, X)`` given to a network of another number of channels:
+      predict one image at a time;
+    * a ``(Y, X)`` image for a network of several channels;
+    * a non-numeric or complex dtype, NaN or infinite values, and sides smaller than
+      ``min_size``.
+
+    Parameters
+    ----------
+    image : array_like
+        ``(Y, X)`` (one channel) or ``(C, Y, X)``.
+    in_channels : int or None
+        Input channels of the network; ``None`` accepts any number.
+    name : str
+        How the messages name the image.
+    min_size : int
+        Smallest side the network can take.
+
+    Examples
+    --------
+    >>> check_network_input(np.zeros((8, 8), np.uint8), 1).shape
+    (1, 8, 8)
+    >>> check_network_input(np.zeros((2, 8, 8)), 2).dtype
+    dtype('float32')
+    >>> check_network_input(np.zeros((32, 32, 3)), 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: image has shape (32, 32, 3), but the network takes 1 channel, (C, Y, X) = (1, Y,
+    X), or (Y, X). It looks like an RGB colour image with its channels last, (Y, X, C). Convert
+    it to one channel: pick one, e.g. image[..., 0], or convert it to grey with
+    skimage.color.rgb2gray(image).
+    """
+    array = np.asarray(image)
+    _check_dtype(array, name)
+    if in_channels is not None:
+        in_channels = int(in_channels)
+        expects = (f"the network takes {in_channels} channel{'s' if in_channels > 1 else ''}"
+                   f", (C, Y, X) = ({in_channels}, Y, X)" + (", or (Y, X)"
+                                                             if in_channels == 1 else ""))
+    else:
+        expects = "the network takes (C, Y, X)"
+    if array.ndim not in (2, 3):
+        hint = ""
+        if array.ndim == 4 and array.shape[0] == 1:
+            hint = " Drop the batch axis: image[0]."
+        elif array.ndim == 4:
+            hint = " For a batch of images, predict them one at a time."
+        raise ValueError(f"{name} must have 2 or 3 dimensions, (Y, X) or (C, Y, X), got "
+                         f"shape {array.shape}; {expects}.{hint}")
+    if array.ndim == 2:
+        if in_channels not in (None, 1):
+            raise ValueError(
+                f"{name} has shape {array.shape}, one channel (Y, X), but {expects}. Give "
+                f"it all {in_channels} channels stacked first: np.stack(["
+                + ("channel_1, channel_2" if in_channels == 2
+                   else f"channel_1, ..., channel_{in_channels}")
+                + "]); a colour image with channels last converts with "
+                "np.moveaxis(image, -1, 0).")
+        array = array[None]
+    elif in_channels is not None and array.shape[0] != in_channels:
+        first, last = array.shape[0], array.shape[-1]
+        if last <= 4 and first > 4:
+            hint = _channels_last_hint(array.shape, in_channels)
+        else:
+            hint = (f"It looks like a stack of {first} images (N, Y, X) or an image of "
+                    f"{first} channels. For a stack, predict one image at a time, e.g. "
+                    "[predict(model, im) for im in stack]; for channels, keep those the "
+                    f"network was trained on, e.g. image[:{in_channels}]"
+                    + (" or image[0]" if in_channels == 1 else "")
+                    + (", or convert a colour image to grey with "
+                       "skimage.color.rgb2gray(np.moveaxis(image, 0, -1))"
+                       if in_channels == 1 and first == 3 else "") + ".")
+        raise ValueError(f"{name} has shape {array.shape}, but {expects}. {hint}")
+    return _check_values(array.astype(np.float32, copy=False), name, min_size,
+                         "use a larger image")
 
 
 def check_labels(labels, *, name: str = "labels") -> np.ndarray:
@@ -163,14 +294,22 @@ def split_indices(n: int, fractions=(0.6, 0.2, 0.2), *, seed: int = 0):
 def grid_tiles(image, n_y: int, n_x: int) -> np.ndarray:
     """Cut an image ``(Y, X)`` into ``n_y * n_x`` equal, non-overlapping tiles.
 
-    The edge rows and columns that do not fill a tile are dropped.
+    The edge rows and columns that do not fill a tile are dropped. A stack ``(N, Y, X)``
+    (or a list of equal images) gives the tiles of each image in turn, ``N * n_y * n_x``.
 
     Examples
     --------
     >>> grid_tiles(np.zeros((10, 12)), 2, 3).shape
     (6, 5, 4)
+    >>> grid_tiles(np.zeros((2, 10, 12)), 2, 2).shape
+    (8, 5, 6)
     """
     image = np.asarray(image)
+    if image.ndim == 3:
+        return np.concatenate([grid_tiles(one, n_y, n_x) for one in image])
+    if image.ndim != 2:
+        raise ValueError(f"grid_tiles takes an image (Y, X) or a stack (N, Y, X), got shape "
+                         f"{image.shape}.")
     th, tw = image.shape[0] // n_y, image.shape[1] // n_x
     return np.stack([image[i * th:(i + 1) * th, j * tw:(j + 1) * tw]
                      for i in range(n_y) for j in range(n_x)])

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
+from skimage.restoration import denoise_nl_means
 from torch.nn import functional as F
 
 from .models import UNet
@@ -23,9 +24,10 @@ from .preprocessing import check_image, random_patches
 from .runtime import Profile
 from .training import fit
 
-__all__ = ["METHODS", "RestorationConfig", "n2v_mask", "n2v_mask_batch", "n2v_loss",
-           "training_patches", "train_restoration"]
+__all__ = ["METHODS", "RestorationConfig", "nl_means_poisson", "n2v_mask", "n2v_mask_batch",
+           "n2v_loss", "training_patches", "train_restoration"]
 
+#: The restoration methods, CARE, Noise2Noise and Noise2Void.
 METHODS = ("care", "n2n", "n2v")
 
 
@@ -51,8 +53,10 @@ class RestorationConfig:
     n2v_fraction: float = 0.02
     n2v_radius: int = 2
     n_val_patches: int | None = None
+    profile: str | None = None
 
     def __post_init__(self):
+        """Check the method, and that the patch size is a multiple of ``2 ** depth``."""
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}.")
         if self.patch_size % 2 ** self.depth:
@@ -60,7 +64,7 @@ class RestorationConfig:
                              f"2**depth = {2 ** self.depth}.")
 
     @classmethod
-    def from_profile(cls, method: str, profile: Profile, **changes) -> "RestorationConfig":
+    def from_profile(cls, method: str, profile: Profile, **changes) -> RestorationConfig:
         """The sizes of a run profile, with optional changes.
 
         Examples
@@ -71,11 +75,12 @@ class RestorationConfig:
         """
         values = dict(method=method, epochs=profile.epochs, n_patches=profile.n_patches,
                       patch_size=profile.patch_size, batch_size=profile.batch_size,
-                      base_channels=profile.base_channels)
+                      base_channels=profile.base_channels, profile=profile.name)
         values.update(changes)
         return cls(**values)
 
     def to_dict(self) -> dict:
+        """The configuration as plain data."""
         return asdict(self)
 
 
@@ -163,7 +168,8 @@ def training_patches(config: RestorationConfig, noisy, clean=None, noisy2=None, 
 
 
 def train_restoration(config: RestorationConfig, train: dict, val: dict, *, device=None,
-                      seed: int = 0, checkpoint_dir=None, progress: bool = True):
+                      seed: int = 0, checkpoint_dir=None, progress: bool = True,
+                      run_dir=None, record: dict | None = None):
     """Train a U-Net for one restoration method; return ``(model, history)``.
 
     Parameters
@@ -176,6 +182,10 @@ def train_restoration(config: RestorationConfig, train: dict, val: dict, *, devi
         never see a clean image.
     device, seed, checkpoint_dir, progress
         Passed to :func:`dlbio_teach.training.fit`.
+    run_dir : path, optional
+        Where ``fit`` writes the run record (with this configuration) and the weights.
+    record : dict, optional
+        More for the run record (``datasets``, ``splits``, ``synthetic_data``, ...).
 
     Examples
     --------
@@ -211,9 +221,36 @@ def train_restoration(config: RestorationConfig, train: dict, val: dict, *, devi
         loss_fn = n2v_loss
     else:
         transform, loss_fn = None, F.mse_loss
+    record = dict(record or {})
+    record["hyperparameters"] = {**config.to_dict(), **record.get("hyperparameters", {})}
+    record.setdefault("profile", config.profile)
     history = fit(model, train_data, val_data, loss_fn=loss_fn, epochs=config.epochs,
                   batch_size=config.batch_size, lr=config.lr, device=device,
                   patience=config.patience, augment=True, transform=transform,
-                  checkpoint_dir=checkpoint_dir, seed=seed, progress=progress)
+                  checkpoint_dir=checkpoint_dir, seed=seed, progress=progress,
+                  run_dir=run_dir, record=record)
     return model, history
 
+
+def nl_means_poisson(image, *, strength: float, photons: float,
+                     read_noise: float) -> np.ndarray:
+    """Non-local means for a Poisson-Gaussian image scaled so that 1 is ``photons``.
+
+    The classical baseline of chapter 2. The noise standard deviation at the image's mean
+    intensity comes from the camera model, ``sqrt(mean / photons + (read_noise /
+    photons)**2)``; ``strength`` multiplies it into the filter's ``h`` (choose it on
+    validation images).
+
+    Examples
+    --------
+    >>> from dlbio_teach.synthetic import add_poisson_gaussian_noise
+    >>> clean = np.full((32, 32), 0.5, np.float32)
+    >>> noisy = add_poisson_gaussian_noise(clean, photons=10, read_noise=1.0, seed=0)
+    >>> out = nl_means_poisson(noisy, strength=1.0, photons=10, read_noise=1.0)
+    >>> bool(out.std() < noisy.std())
+    True
+    """
+    image = check_image(image)
+    noise_sd = float(np.sqrt(max(image.mean(), 0) / photons + (read_noise / photons) ** 2))
+    return denoise_nl_means(image, h=strength * noise_sd, sigma=noise_sd, patch_size=5,
+                            patch_distance=6, fast_mode=True)

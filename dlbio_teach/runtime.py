@@ -7,12 +7,15 @@ from __future__ import annotations
 import os
 import platform
 import random
+import shutil
+import subprocess
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 __all__ = ["Profile", "PROFILES", "get_profile", "pick_device", "seed_everything",
-           "setup_course", "Course"]
+           "setup_course", "Course", "environment_versions", "hardware_info"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,10 @@ class Profile:
     ----------
     name : str
         ``"smoke"`` (seconds per training, used by CI), ``"standard"`` (meaningful results
-        on a 2-core CPU in minutes; the numbers the book quotes) or ``"full"`` (a GPU).
+        on a 2-core CPU in minutes; the numbers the book quotes, and the automatic choice
+        on every device) or ``"full"`` (sized for a GPU; **unverified**: it has never been
+        run end to end with the chapters' check cells passing, so it is chosen only on
+        request, ``DLBIO_PROFILE=full`` or ``profile="full"``).
     epochs : int
         Passes over the training patches for one training.
     n_patches : int
@@ -53,9 +59,11 @@ class Profile:
     n_seeds: int
 
     def to_dict(self) -> dict:
+        """The profile's sizes as a plain dict (for a run record)."""
         return asdict(self)
 
 
+#: The run profiles by name (the table of the introduction); ``DLBIO_PROFILE`` picks one.
 PROFILES = {
     "smoke": Profile("smoke", epochs=6, n_patches=256, patch_size=32, batch_size=16,
                      base_channels=8, n_images=3, image_size=128, n_seeds=2),
@@ -73,21 +81,34 @@ def get_profile(name: str | None = None, *, cuda_available: bool | None = None) 
     ----------
     name : str, optional
         ``"smoke"``, ``"standard"`` or ``"full"``. When omitted, ``$DLBIO_PROFILE`` decides;
-        without it, ``"full"`` on a CUDA GPU and ``"standard"`` elsewhere.
+        without it, ``"standard"`` on every device, a CUDA GPU included.
     cuda_available : bool, optional
-        Overrides the GPU test (for tests and documentation).
+        Whether PyTorch sees a CUDA GPU. Kept for callers that pass it (such as
+        :func:`setup_course`); it does not change the automatic choice.
+
+    Notes
+    -----
+    ``"full"`` is **unverified**: it has never been run end to end on a GPU with the
+    chapters' check cells passing. Until such a run is recorded in
+    ``benchmarks/README.md``, it is never chosen automatically; ask for it with
+    ``DLBIO_PROFILE=full`` or ``profile="full"``.
 
     Examples
     --------
     >>> get_profile("smoke").patch_size
     32
+    >>> import os
+    >>> "DLBIO_PROFILE" in os.environ or get_profile(cuda_available=True).name == "standard"
+    True
+    >>> get_profile("full").name          # only on request: unverified end to end
+    'full'
     """
     name = name or os.environ.get("DLBIO_PROFILE") or None
     if name is None:
-        if cuda_available is None:
-            import torch
-            cuda_available = torch.cuda.is_available()
-        name = "full" if cuda_available else "standard"
+        # `full` has not yet run end to end on a GPU with its check cells passing: until it
+        # has (and the run is recorded in benchmarks/README.md), the automatic profile is
+        # `standard` everywhere, whatever `cuda_available` says.
+        name = "standard"
     key = name.strip().lower()
     if key not in PROFILES:
         raise ValueError(
@@ -161,6 +182,7 @@ class Course:
     seed: int
 
     def describe(self) -> str:
+        """One line with the package version, device, profile, seed and library versions."""
         import torch
 
         from . import __version__
@@ -201,3 +223,103 @@ def setup_course(seed: int = 0, profile: str | None = None, device: str | None =
         print(course.describe())
     return course
 
+
+# --- Environment capture: what a run record says about the machine ----------------------
+
+# Distributions whose versions a run record lists (when installed).
+_DISTRIBUTIONS = ("torch", "numpy", "scipy", "scikit-image", "matplotlib", "tifffile",
+                  "pooch", "SimpleITK", "bioimageio.spec")
+
+def environment_versions() -> dict:
+    """Versions of Python, this package (and its commit), and the libraries it uses.
+
+    ``torch`` is ``torch.__version__``, which names the build (``2.13.0+cu130``: the
+    CUDA variant); ``torch_distribution`` is the installed distribution's version.
+    ``cuda`` and ``cudnn`` are the versions PyTorch was built with (None when absent).
+
+    Examples
+    --------
+    >>> import torch
+    >>> environment_versions()["torch"] == torch.__version__
+    True
+    """
+    from importlib import metadata
+
+    import torch
+
+    from . import __version__
+    versions = {"python": platform.python_version(), "dlbio_teach": __version__}
+    for dist in _DISTRIBUTIONS:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    versions["torch_distribution"] = versions.get("torch")
+    versions["torch"] = torch.__version__
+    versions["cuda"] = torch.version.cuda
+    versions["cudnn"] = _cudnn_version()
+    commit = _git_commit()
+    if commit:
+        versions["dlbio_teach_git_commit"] = commit
+    return versions
+
+
+def _cudnn_version() -> int | None:
+    import torch
+    try:
+        return torch.backends.cudnn.version() if torch.backends.cudnn.is_available() \
+            else None
+    except (RuntimeError, AttributeError):
+        return None
+
+
+def _git_commit() -> str | None:
+    """The clone's commit (with ``-dirty`` when tracked files changed), or None."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware_info(device) -> dict:
+    """Platform, CPU, threads and the device (its name, GPU memory, CUDA and cuDNN).
+
+    Examples
+    --------
+    >>> hardware_info("cpu")["device"]
+    'cpu'
+    """
+    import torch
+
+    device = torch.device(device)
+    info = {"platform": platform.platform(), "machine": platform.machine(),
+            "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "device": str(device),
+            "cuda": torch.version.cuda, "device_name": _cpu_name()}
+    if device.type == "cuda" and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(device)
+        info.update(device_name=props.name, cudnn=torch.backends.cudnn.version(),
+                    gpu_memory_gib=round(props.total_memory / 2**30, 1))
+    elif device.type == "mps":
+        info["device_name"] = "Apple MPS"
+    return info

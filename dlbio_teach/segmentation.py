@@ -1,4 +1,11 @@
-"""Instance segmentation of nuclei: a classical baseline and the U-Net's three classes.
+"""Instance segmentation of nuclei: a classical baseline and U-Nets, with one API.
+
+The same four calls serve every formulation (the U-Net's three classes, its distance map):
+:class:`SegmentationConfig` (sizes from the run profile), :func:`train_segmentation`
+(one call, writes the run record with ``run_dir=``), :func:`segment` (a trained network
+and an image in, instance labels out; tiled for large images) and :func:`tune_thresholds`
+(post-processing thresholds chosen on validation images). :func:`tune_otsu_watershed`
+tunes the baseline the same way. The building blocks:
 
 * :func:`otsu_watershed`, the baseline every network must beat: Otsu's threshold, then a
   watershed on the distance transform to split touching nuclei (scikit-image).
@@ -13,16 +20,29 @@
 """
 from __future__ import annotations
 
-import numpy as np
-from scipy import ndimage as ndi
-from skimage import feature, filters, measure, morphology, segmentation
+from dataclasses import asdict, dataclass
 
-from .preprocessing import check_image, check_labels
+import numpy as np
+import torch
+from scipy import ndimage as ndi
+from skimage import feature, filters, measure, segmentation
+from torch.nn import functional as F
+
+from .metrics import match_dataset
+from .models import UNet
+from .prediction import predict
+from .preprocessing import check_image, check_labels, random_patches
+from .runtime import Profile
+from .training import fit
 
 __all__ = ["BACKGROUND", "INTERIOR", "BOUNDARY", "three_class_targets", "class_weights",
            "otsu_watershed", "instances_from_interior", "distance_targets",
-           "instances_from_distance", "label_tiles_separately"]
+           "instances_from_distance", "label_tiles_separately", "FORMULATIONS",
+           "SegmentationConfig", "training_targets", "WeightedCrossEntropy",
+           "train_segmentation", "predict_maps", "instances_from_maps", "segment",
+           "threshold_grid", "Tuning", "tune_thresholds", "tune_otsu_watershed"]
 
+#: The classes of the three-class targets.
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
 
 
@@ -81,7 +101,11 @@ def otsu_watershed(image, *, min_distance: int = 8, min_size: int = 10) -> np.nd
     """
     image = check_image(image)
     foreground = image > filters.threshold_otsu(image)
-    foreground = morphology.remove_small_objects(foreground, max_size=min_size - 1)
+    # Drop specks (4-connected regions under min_size pixels); written out rather than
+    # remove_small_objects, whose keyword changed in scikit-image 0.26.
+    regions = measure.label(foreground, connectivity=1)
+    foreground = np.bincount(regions.ravel())[regions] >= min_size
+    foreground &= regions > 0
     distance = ndi.distance_transform_edt(foreground)
     peaks = feature.peak_local_max(distance, min_distance=min_distance,
                                    labels=measure.label(foreground), exclude_border=False)
@@ -194,3 +218,317 @@ def label_tiles_separately(image, segment, *, tile_size: int) -> np.ndarray:
                                                              tile_labels + offset, 0)
             offset += int(tile_labels.max())
     return out
+
+
+# --- Training, decoding and tuning: one shape for every formulation ----------------------
+
+#: What a U-Net learns to predict, three classes or the distance to the nucleus edge.
+FORMULATIONS = ("three_class", "distance")
+OUTPUT_CHANNELS = {"three_class": 3, "distance": 1}
+SEED_THRESHOLDS = tuple(float(s) for s in np.round(np.arange(0.3, 0.95, 0.05), 2))
+FOREGROUND_THRESHOLDS = (0.05, 0.1, 0.2)
+
+
+def _check_formulation(formulation: str) -> str:
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
+    return formulation
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Everything that defines one segmentation training; stored in the run record.
+
+    ``formulation`` is what the U-Net learns: ``"three_class"`` (background / interior /
+    boundary, weighted cross-entropy) or ``"distance"`` (:func:`distance_targets`, mean
+    squared error). ``n_val_patches`` defaults to ``max(32, n_patches // 4)``.
+    """
+
+    formulation: str
+    epochs: int = 20
+    n_patches: int = 512
+    patch_size: int = 48
+    batch_size: int = 16
+    depth: int = 2
+    base_channels: int = 16
+    lr: float = 3e-3
+    augment: bool = True
+    n_val_patches: int | None = None
+    profile: str | None = None
+
+    def __post_init__(self):
+        """Check the formulation, and that the patch size is a multiple of ``2 ** depth``."""
+        _check_formulation(self.formulation)
+        if self.patch_size % 2 ** self.depth:
+            raise ValueError(f"patch_size {self.patch_size} must be a multiple of "
+                             f"2**depth = {2 ** self.depth}.")
+
+    @classmethod
+    def from_profile(cls, formulation: str, profile: Profile,
+                     **changes) -> SegmentationConfig:
+        """The sizes of a run profile, with optional changes.
+
+        At least 12 epochs: fewer (the smoke profile's 6) leave the boundary class unlearnt.
+
+        Examples
+        --------
+        >>> from dlbio_teach.runtime import get_profile
+        >>> SegmentationConfig.from_profile("distance", get_profile("smoke")).epochs
+        12
+        """
+        values = dict(formulation=formulation, epochs=max(profile.epochs, 12),
+                      n_patches=profile.n_patches, patch_size=profile.patch_size,
+                      batch_size=profile.batch_size, base_channels=profile.base_channels,
+                      profile=profile.name)
+        values.update(changes)
+        return cls(**values)
+
+    @property
+    def n_outputs(self) -> int:
+        """Output channels of the network."""
+        return OUTPUT_CHANNELS[self.formulation]
+
+    def to_dict(self) -> dict:
+        """The configuration as plain data."""
+        return asdict(self)
+
+
+def training_targets(labels, *, formulation: str) -> np.ndarray:
+    """What the network learns from each instance mask of a stack ``(N, Y, X)``.
+
+    Examples
+    --------
+    >>> lab = np.zeros((1, 6, 6), int); lab[0, 1:5, 1:5] = 1
+    >>> training_targets(lab, formulation="three_class").dtype
+    dtype('int64')
+    """
+    make = {"three_class": three_class_targets,
+            "distance": distance_targets}[_check_formulation(formulation)]
+    return np.stack([make(t) for t in np.asarray(labels)])
+
+
+class WeightedCrossEntropy:
+    """Cross-entropy with one weight per class (:func:`class_weights`), as a loss function."""
+
+    __name__ = "weighted cross-entropy"
+
+    def __init__(self, weights):
+        self.weights = torch.as_tensor(np.asarray(weights, np.float32))
+
+    def __call__(self, output, target):
+        """The weighted cross-entropy of logits ``(N, K, Y, X)`` against classes ``(N, Y, X)``."""
+        return F.cross_entropy(output, target, weight=self.weights.to(output.device))
+
+
+def _check_stacks(images, labels, *, name: str, patch_size: int):
+    images = check_image(images, ndim=(3,), name=f"{name} images", min_size=patch_size)
+    labels = np.asarray(labels)
+    if labels.shape != images.shape:
+        raise ValueError(f"{name} labels {labels.shape} must match the images "
+                         f"{images.shape}: one instance mask per image.")
+    return images, np.stack([check_labels(t, name=f"{name} labels") for t in labels])
+
+
+def train_segmentation(config: SegmentationConfig, images, labels, val_images, val_labels, *,
+                       seed: int = 0, device=None, model=None, run_dir=None,
+                       record: dict | None = None, checkpoint_dir=None, progress: bool = True):
+    """Train a U-Net to segment nuclei; return ``(model, history)``.
+
+    Parameters
+    ----------
+    config : SegmentationConfig
+    images, labels : ndarray ``(N, Y, X)``
+        Normalised training images and their instance masks; patches are cut from them.
+    val_images, val_labels : ndarray ``(M, Y, X)``
+        Validation images: their loss picks the best epoch. The validation patches are the
+        same for every seed, so that the seeds of an ensemble are judged alike.
+    seed : int
+        Seeds the training patches, the initial weights and the batch order.
+    device : torch.device, optional
+    model : torch.nn.Module, optional
+        Start from this network (fine-tuning) instead of a new U-Net.
+    run_dir : path, optional
+        Where :func:`~dlbio_teach.training.fit` writes the run record and weights.
+    record : dict, optional
+        More for the run record (``datasets``, ``splits``, ``notes``, ...).
+    checkpoint_dir : path, optional
+        Checkpoints to resume an interrupted training (see :func:`~dlbio_teach.training.fit`).
+    progress : bool
+
+    Examples
+    --------
+    >>> from dlbio_teach.synthetic import nuclei
+    >>> pairs = [nuclei((64, 64), 6, seed=s) for s in range(3)]
+    >>> x = np.stack([p[0] for p in pairs]); y = np.stack([p[1] for p in pairs])
+    >>> cfg = SegmentationConfig("distance", epochs=1, n_patches=16, patch_size=32,
+    ...                          base_channels=4)
+    >>> net, history = train_segmentation(cfg, x[:2], y[:2], x[2:], y[2:], progress=False)
+    >>> history.epochs_run, net.config["out_channels"]
+    (1, 1)
+    """
+    images, labels = _check_stacks(images, labels, name="training", patch_size=config.patch_size)
+    val_images, val_labels = _check_stacks(val_images, val_labels, name="validation",
+                                           patch_size=config.patch_size)
+    targets = training_targets(labels, formulation=config.formulation)
+    val_targets = training_targets(val_labels, formulation=config.formulation)
+    if config.formulation == "three_class":
+        loss_fn = WeightedCrossEntropy(class_weights(targets))
+        extra = {"class_weights": loss_fn.weights.tolist()}
+    else:
+        loss_fn, extra = F.mse_loss, {}
+    n_val = config.n_val_patches or max(32, config.n_patches // 4)
+    train = random_patches([images, targets], config.patch_size, config.n_patches, seed=seed)
+    val = random_patches([val_images, val_targets], config.patch_size, n_val, seed=1)
+    if model is None:
+        torch.manual_seed(seed)
+        model = UNet(1, config.n_outputs, depth=config.depth, base_channels=config.base_channels)
+    record = dict(record or {})
+    record["hyperparameters"] = {**config.to_dict(), **extra,
+                                 **record.get("hyperparameters", {})}
+    record.setdefault("profile", config.profile)
+    history = fit(model, train, val, loss_fn=loss_fn, epochs=config.epochs,
+                  batch_size=config.batch_size, lr=config.lr, augment=config.augment,
+                  device=device, seed=seed, progress=progress, run_dir=run_dir, record=record,
+                  checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None)
+    return model, history
+
+
+def predict_maps(model, image, *, formulation: str, tile_size: int | None = None,
+                 device=None) -> np.ndarray:
+    """The network's maps for one image: class probabilities ``(3, Y, X)`` or distance.
+
+    Examples
+    --------
+    >>> net = UNet(1, 3, depth=1, base_channels=4)
+    >>> p = predict_maps(net, np.zeros((16, 16)), formulation="three_class")
+    >>> p.shape, bool(np.allclose(p.sum(axis=0), 1, atol=1e-5))
+    ((3, 16, 16), True)
+    """
+    output = predict(model, image, tile_size=tile_size, device=device)
+    if _check_formulation(formulation) == "three_class":
+        return torch.softmax(torch.from_numpy(output), dim=0).numpy()
+    return output
+
+
+def instances_from_maps(maps, *, formulation: str, seed_threshold: float,
+                        foreground_threshold: float = 0.1, min_size: int = 10) -> np.ndarray:
+    """Label nuclei from :func:`predict_maps`, with thresholds chosen on validation images.
+
+    Three classes: seeds where P(interior) > ``seed_threshold``, grown over the pixels
+    where P(interior) + P(boundary) > 0.5. Distance: :func:`instances_from_distance`.
+
+    Examples
+    --------
+    >>> lab = np.zeros((10, 21), int); lab[1:9, 1:10] = 1; lab[1:9, 10:19] = 2
+    >>> d = distance_targets(lab)
+    >>> int(instances_from_maps(d, formulation="distance", seed_threshold=0.5).max())
+    2
+    """
+    if _check_formulation(formulation) == "three_class":
+        maps = np.asarray(maps)
+        if maps.ndim != 3 or maps.shape[0] != 3:
+            raise ValueError(f"three-class maps must be (3, Y, X) probabilities, got shape "
+                             f"{maps.shape}; use predict_maps(..., formulation='three_class').")
+        return instances_from_interior(maps[1], maps[1] + maps[2] > 0.5,
+                                       threshold=seed_threshold, min_size=min_size)
+    return instances_from_distance(maps, seed_threshold=seed_threshold,
+                                   foreground_threshold=foreground_threshold, min_size=min_size)
+
+
+def segment(model, image, *, formulation: str, thresholds: dict,
+            tile_size: int | None = None, device=None) -> np.ndarray:
+    """Instance labels of one image: :func:`predict_maps`, then :func:`instances_from_maps`.
+
+    With ``tile_size`` the maps are predicted tile by tile and labelled once, so large
+    images get no seams.
+
+    Examples
+    --------
+    >>> net = UNet(1, 1, depth=1, base_channels=4)
+    >>> segment(net, np.zeros((16, 16)), formulation="distance",
+    ...         thresholds={"seed_threshold": 0.5}).shape
+    (16, 16)
+    """
+    maps = predict_maps(model, image, formulation=formulation, tile_size=tile_size,
+                        device=device)
+    return instances_from_maps(maps, formulation=formulation, **thresholds)
+
+
+def threshold_grid(formulation: str) -> list[dict]:
+    """The post-processing settings :func:`tune_thresholds` tries for a formulation.
+
+    Examples
+    --------
+    >>> len(threshold_grid("three_class")), threshold_grid("distance")[0]
+    (13, {'seed_threshold': 0.3, 'foreground_threshold': 0.05})
+    """
+    if _check_formulation(formulation) == "three_class":
+        return [{"seed_threshold": s} for s in SEED_THRESHOLDS]
+    return [{"seed_threshold": s, "foreground_threshold": f}
+            for s in SEED_THRESHOLDS if s <= 0.8 for f in FOREGROUND_THRESHOLDS]
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What a search on validation images chose: ``best`` settings and their ``score``.
+
+    ``candidates`` and ``scores`` hold every setting tried and its F1, in order.
+    """
+
+    best: dict
+    score: float
+    candidates: list
+    scores: list
+
+
+def _tune(segment_with, candidates, labels, iou_threshold) -> Tuning:
+    labels = list(labels)
+    scores = [match_dataset(labels, [segment_with(i, c) for i in range(len(labels))],
+                            thresholds=[iou_threshold])[0]["f1"] for c in candidates]
+    best = int(np.argmax(scores))   # the first of equal scores
+    return Tuning(best=dict(candidates[best]), score=float(scores[best]),
+                  candidates=[dict(c) for c in candidates], scores=[float(s) for s in scores])
+
+
+def tune_thresholds(maps, labels, *, formulation: str, candidates=None,
+                    iou_threshold: float = 0.5) -> Tuning:
+    """Choose the post-processing thresholds with the best pooled F1 on validation images.
+
+    Parameters
+    ----------
+    maps : sequence of ndarray
+        :func:`predict_maps` of each validation image (computed once, reused per setting).
+    labels : sequence of ndarray
+        Their instance masks.
+    formulation : str
+    candidates : list of dict, optional
+        Settings to try; default :func:`threshold_grid`.
+    iou_threshold : float
+        IoU at which a prediction counts as a match.
+
+    Examples
+    --------
+    >>> lab = np.zeros((10, 21), int); lab[1:9, 1:10] = 1; lab[1:9, 10:19] = 2
+    >>> tuned = tune_thresholds([distance_targets(lab)], [lab], formulation="distance")
+    >>> tuned.score
+    1.0
+    """
+    maps = list(maps)
+    candidates = threshold_grid(formulation) if candidates is None else list(candidates)
+    return _tune(lambda i, c: instances_from_maps(maps[i], formulation=formulation, **c),
+                 candidates, labels, iou_threshold)
+
+
+def tune_otsu_watershed(images, labels, *, min_distances=(3, 4, 6, 8, 10, 12),
+                        iou_threshold: float = 0.5) -> Tuning:
+    """Choose the baseline's ``min_distance`` with the best pooled F1 on validation images.
+
+    Examples
+    --------
+    >>> img = np.zeros((20, 40)); img[5:15, 5:15] = 1; img[5:15, 25:35] = 1
+    >>> tune_otsu_watershed([img], [otsu_watershed(img)], min_distances=(4, 8)).score
+    1.0
+    """
+    images = list(images)
+    return _tune(lambda i, c: otsu_watershed(images[i], **c),
+                 [{"min_distance": d} for d in min_distances], labels, iou_threshold)

@@ -1,25 +1,38 @@
 """One training loop for every chapter: progress, history, early stopping, checkpoints.
 
 The loop is written by hand because it is part of what the course teaches: sample a
-batch, predict, compute the loss, back-propagate, step. Everything else (checkpoints so a
-disconnected Colab session can resume, early stopping on the validation loss, mixed
-precision on CUDA) is what a real project needs around those five lines.
+batch, predict, compute the loss, back-propagate, step (:func:`train_step`, one screen).
+:func:`fit` runs epochs of it and keeps what a real project needs around those lines,
+each in a helper of its own: checkpoints so that a disconnected Colab session can resume
+(:func:`save_checkpoint`, :func:`load_checkpoint`), early stopping on the validation
+loss, mixed precision on CUDA, and a run record beside the weights (``run_dir=``).
 """
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["History", "fit", "as_tensors", "load_weights", "save_weights", "progress_bar"]
+from .records import RunRecord, save_weights
+
+__all__ = ["History", "fit", "train_step", "as_tensors", "progress_bar", "save_checkpoint",
+           "load_checkpoint"]
 
 
 def progress_bar(iterable=None, **kwargs):
-    """``tqdm.auto`` progress bar; plain text when ``DLBIO_WIDGETS=0`` (static outputs)."""
+    """``tqdm.auto`` progress bar; plain text when ``DLBIO_WIDGETS=0`` (static outputs).
+
+    Examples
+    --------
+    >>> bar = progress_bar(range(3), disable=True)
+    >>> list(bar)
+    [0, 1, 2]
+    """
     if os.environ.get("DLBIO_WIDGETS", "").strip() == "0":
         from tqdm.std import tqdm
         kwargs.setdefault("mininterval", 5.0)
@@ -30,20 +43,27 @@ def progress_bar(iterable=None, **kwargs):
 
 @dataclass
 class History:
-    """Losses per epoch, and what early stopping decided."""
+    """Losses per epoch, and what early stopping decided.
+
+    ``best_loss`` is the lowest loss that model selection watched: the validation loss
+    when there is a validation set, else the training loss; ``monitored`` says which.
+    """
 
     train_loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
     best_epoch: int = -1
-    best_val_loss: float = float("inf")
+    best_loss: float = float("inf")
+    monitored: str = "validation"
     stopped_early: bool = False
     seconds: float = 0.0
 
     @property
     def epochs_run(self) -> int:
+        """Epochs trained so far."""
         return len(self.train_loss)
 
     def to_dict(self) -> dict:
+        """The history as plain data (stored in run records and checkpoints)."""
         return asdict(self)
 
 
@@ -96,32 +116,47 @@ def _augment(batch, generator):
     return out
 
 
-def save_weights(model: torch.nn.Module, path) -> Path:
-    """Save a model's state dict (tensors only: safe to share and to load)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)   # never leave a half-written checkpoint
-    return path
-
-
-def load_weights(model: torch.nn.Module, path, *, device=None) -> torch.nn.Module:
-    """Load a state dict saved by :func:`save_weights` with ``weights_only=True``.
-
-    Nothing is unpickled: a weights file from elsewhere cannot run code.
-    """
-    state = torch.load(path, map_location=device or "cpu", weights_only=True)
-    model.load_state_dict(state)
-    return model
-
-
 def _to_device(tensor, device):
     # Images go channels-last: convolutions run faster in that layout (oneDNN on CPUs,
     # tensor cores on GPUs); the values are the same.
     if tensor.ndim == 4 and tensor.is_floating_point():
         return tensor.to(device, memory_format=torch.channels_last, non_blocking=True)
     return tensor.to(device, non_blocking=True)
+
+
+def train_step(model, batch, loss_fn, *, optimizer=None, scaler=None) -> torch.Tensor:
+    """One step: predict, compute the loss, and (with an ``optimizer``) learn from it.
+
+    ``batch`` is ``[inputs, *targets]`` on the model's device. Without an optimizer the
+    loss is only computed (validation). On CUDA the forward pass runs in float16
+    (mixed precision) and ``scaler`` scales the loss so that small gradients survive.
+
+    Examples
+    --------
+    >>> net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    >>> x = torch.rand(4, 1, 8, 8)
+    >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    >>> before = float(train_step(net, [x, x], torch.nn.functional.mse_loss))
+    >>> _ = [train_step(net, [x, x], torch.nn.functional.mse_loss, optimizer=opt)
+    ...      for _ in range(20)]
+    >>> float(train_step(net, [x, x], torch.nn.functional.mse_loss)) < before
+    True
+    """
+    device = batch[0].device
+    with torch.set_grad_enabled(optimizer is not None), \
+            torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+        output = model(batch[0])                            # 1. predict
+        loss = loss_fn(output.float(), *batch[1:])          # 2. compare with the target
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()                   # 3. gradients of the loss
+            scaler.step(optimizer)                          # 4. step against them
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+    return loss.detach()
 
 
 def _run_epoch(model, tensors, loss_fn, *, batch_size, device, optimizer, scaler,
@@ -131,7 +166,6 @@ def _run_epoch(model, tensors, loss_fn, *, batch_size, device, optimizer, scaler
     n = len(tensors[0])
     order = torch.randperm(n, generator=generator) if training else torch.arange(n)
     total, count = 0.0, 0
-    use_amp = device.type == "cuda"
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         if training and len(idx) < 2 and n >= 2:
@@ -142,25 +176,60 @@ def _run_epoch(model, tensors, loss_fn, *, batch_size, device, optimizer, scaler
         if transform is not None:
             batch = transform(batch, generator)
         batch = [_to_device(t, device) for t in batch]
-        with torch.set_grad_enabled(training), \
-                torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            output = model(batch[0])
-            loss = loss_fn(output.float(), *batch[1:])
-        if training:
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        total += float(loss.detach()) * len(idx)
+        loss = train_step(model, batch, loss_fn, optimizer=optimizer, scaler=scaler)
+        total += float(loss) * len(idx)
         count += len(idx)
     return total / max(count, 1)
+
+
+def save_checkpoint(folder, *, model, optimizer, scaler, history: History) -> Path:
+    """Write ``last.pt``: all that :func:`load_checkpoint` needs to resume a training.
+
+    Model, optimiser and gradient-scaler states and the history, as tensors and plain
+    data only (loaded with ``weights_only=True``); written to a temporary file first, so
+    that a disconnect never leaves a half-written checkpoint.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "last.pt.tmp"
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(), "history": history.to_dict()}, tmp)
+    os.replace(tmp, folder / "last.pt")
+    return folder / "last.pt"
+
+
+def load_checkpoint(folder, *, model, optimizer, scaler, device):
+    """Restore what :func:`save_checkpoint` wrote; returns ``(history, best_state)``.
+
+    ``(None, None)`` when the folder holds no checkpoint (a fresh start).
+    """
+    folder = Path(folder)
+    if not (folder / "last.pt").exists():
+        return None, None
+    state = torch.load(folder / "last.pt", map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    best = None
+    if (folder / "best.pt").exists():
+        best = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
+    return History(**state["history"]), best
+
+
+def _write_run_record(model, history, *, run_dir, seed, settings, record):
+    record = dict(record or {})
+    hyperparameters = {**settings, **record.pop("hyperparameters", {})}
+    RunRecord.create(model=model, history=history, seed=seed,
+                     profile=record.pop("profile", None), hyperparameters=hyperparameters,
+                     **record).save(run_dir)
 
 
 def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: int,
         batch_size: int = 16, lr: float = 1e-3, weight_decay: float = 0.0,
         device=None, patience: int | None = None, augment: bool = False,
         transform=None, checkpoint_dir=None, resume: bool = False, seed: int = 0,
-        progress: bool = True) -> History:
+        progress: bool = True, run_dir=None, record: Mapping | None = None) -> History:
     """Train ``model`` and return its :class:`History`; the model ends with its best weights.
 
     Parameters
@@ -196,6 +265,12 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
         the same steps as one that was never interrupted.
     progress : bool
         Show a progress bar.
+    run_dir : path, optional
+        Write a :class:`~dlbio_teach.records.RunRecord` and the weights there when the
+        training ends; the record holds this call's settings.
+    record : dict, optional
+        More for the run record: ``profile``, ``datasets``, ``splits``, ``metrics``,
+        ``hyperparameters`` (added to this call's settings), ``synthetic_data``, ``notes``.
 
     Examples
     --------
@@ -203,8 +278,8 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
     >>> x = np.random.rand(8, 16, 16).astype(np.float32)
     >>> h = fit(net, (x, x), (x, x), loss_fn=torch.nn.functional.mse_loss, epochs=2,
     ...         progress=False)
-    >>> h.epochs_run
-    2
+    >>> h.epochs_run, h.monitored
+    (2, 'validation')
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
@@ -214,52 +289,38 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
     val = as_tensors(*val_data) if val_data is not None else None
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
-    history = History()
+    history = History(monitored="validation" if val is not None else "training")
     best_state = None
-    start_epoch = 0
-    ckpt = Path(checkpoint_dir) if checkpoint_dir else None
-    if ckpt is not None and resume and (ckpt / "last.pt").exists():
-        state = torch.load(ckpt / "last.pt", map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = History(**state["history"])
-        start_epoch = history.epochs_run
-        if (ckpt / "best.pt").exists():
-            best_state = torch.load(ckpt / "best.pt", map_location="cpu", weights_only=True)
-        if history.stopped_early:
-            start_epoch = epochs
+    if checkpoint_dir and resume:
+        restored, best_state = load_checkpoint(checkpoint_dir, model=model, optimizer=optimizer,
+                                               scaler=scaler, device=device)
+        history = restored or history
+    step = dict(batch_size=batch_size, device=device, scaler=scaler, transform=transform)
     t0 = time.perf_counter() - history.seconds
-    bar = progress_bar(range(start_epoch, epochs), desc="training", unit="epoch",
-                       disable=not progress, initial=start_epoch, total=epochs)
+    first = epochs if history.stopped_early else history.epochs_run
+    bar = progress_bar(range(first, epochs), desc="training", unit="epoch",
+                       disable=not progress, initial=first, total=epochs)
     for epoch in bar:
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        train_loss = _run_epoch(model, train, loss_fn, batch_size=batch_size, device=device,
-                                optimizer=optimizer, scaler=scaler, generator=generator,
-                                augment=augment, transform=transform)
-        history.train_loss.append(train_loss)
-        monitored = train_loss
+        loss = _run_epoch(model, train, loss_fn, optimizer=optimizer, generator=generator,
+                          augment=augment, **step)
+        history.train_loss.append(loss)
         if val is not None:
             with torch.no_grad():
-                monitored = _run_epoch(model, val, loss_fn, batch_size=batch_size,
-                                       device=device, optimizer=None, scaler=None,
-                                       generator=torch.Generator().manual_seed(seed),
-                                       augment=False, transform=transform)
-            history.val_loss.append(monitored)
-        if monitored < history.best_val_loss:
-            history.best_val_loss, history.best_epoch = monitored, epoch
+                loss = _run_epoch(model, val, loss_fn, optimizer=None, augment=False,
+                                  generator=torch.Generator().manual_seed(seed), **step)
+            history.val_loss.append(loss)
+        if loss < history.best_loss:
+            history.best_loss, history.best_epoch = loss, epoch
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            if ckpt is not None:
-                save_weights(model, ckpt / "best.pt")
-        if patience is not None and epoch - history.best_epoch >= patience:
-            history.stopped_early = True
+            if checkpoint_dir:
+                save_weights(model, Path(checkpoint_dir) / "best.pt")
+        history.stopped_early = patience is not None and epoch - history.best_epoch >= patience
         history.seconds = time.perf_counter() - t0
-        if ckpt is not None:
-            ckpt.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt / "last.pt.tmp"
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "history": history.to_dict()}, tmp)
-            os.replace(tmp, ckpt / "last.pt")
-        bar.set_postfix(train=f"{train_loss:.4g}",
+        if checkpoint_dir:
+            save_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scaler=scaler,
+                            history=history)
+        bar.set_postfix(train=f"{history.train_loss[-1]:.4g}",
                         val=f"{history.val_loss[-1]:.4g}" if history.val_loss else "-")
         if history.stopped_early:
             break
@@ -267,4 +328,10 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    if run_dir is not None:
+        settings = dict(loss=getattr(loss_fn, "__name__", type(loss_fn).__name__),
+                        optimizer="Adam", lr=lr, weight_decay=weight_decay, epochs=epochs,
+                        batch_size=batch_size, augment=augment, patience=patience)
+        _write_run_record(model, history, run_dir=run_dir, seed=seed, settings=settings,
+                          record=record)
     return history

@@ -2,11 +2,15 @@
 matched objects coloured by outcome."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-__all__ = ["show_images", "plot_history", "error_map", "matching_overlay", "OUTCOME_COLOURS"]
+__all__ = ["show_images", "plot_history", "error_map", "matching_overlay", "OUTCOME_COLOURS",
+           "show_markdown", "bold_headings"]
 
-# Okabe-Ito colours, readable with the common colour-vision deficiencies.
+#: Colours of true positives, false positives and false negatives (Okabe-Ito colours,
+#: readable with the common colour-vision deficiencies).
 OUTCOME_COLOURS = {"TP": "#009E73", "FP": "#D55E00", "FN": "#56B4E9"}
 
 
@@ -181,3 +185,21 @@ def matching_overlay(image, true_labels, pred_labels, *, threshold: float = 0.5,
               loc="lower right", fontsize=7, framealpha=0.8)
     ax.set_title(title or f"matching at IoU {threshold:g}", fontsize=10)
     return match
+
+
+def bold_headings(markdown: str) -> str:
+    r"""Markdown headings turned into bold lines, so that a generated document shown inside a
+    chapter does not mix its headings with the chapter's.
+
+    Examples
+    --------
+    >>> bold_headings("# Card\ntext")
+    '**Card**\ntext'
+    """
+    return re.sub(r"^#+ (.*)$", r"**\1**", markdown, flags=re.M)
+
+
+def show_markdown(markdown: str):
+    """Display Markdown (a model card, a checklist) in a notebook, headings in bold."""
+    from IPython.display import Markdown, display
+    display(Markdown(bold_headings(markdown)))

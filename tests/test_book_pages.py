@@ -1,9 +1,11 @@
 """What the book's pages state, checked against the package: the version (package, book,
-changelog), the run-profile table, the chapters' Colab cell, and the code of the page
+changelog), the run-profile table, the chapters' Colab cell, the API reference (a page per
+module, in the table of contents, documenting every public name), and the code of the page
 "Apply a chapter to your own images", run as printed on small synthetic TIFF files.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import sys
@@ -20,6 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 VERSION = dlbio_teach.__version__
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 REPOSITORY = "https://github.com/dlbio-teach/dlbio-teach"
+MODULES = sorted(p.stem for p in (REPO_ROOT / "dlbio_teach").glob("*.py")
+                 if p.stem != "__init__")
 
 
 def _read(relative: str) -> str:
@@ -152,6 +156,55 @@ def test_launch_buttons_open_the_notebooks_at_the_release_tag(built_book):
         assert url in page, f"{path.stem}.html: no Colab launch button to {url}"
 
 
+# --- the API reference: one page per module, in the toc, documenting its public names ----
+
+def _toc_files(node) -> list[str]:
+    """Every ``file:`` of ``_toc.yml``, in order, at any depth."""
+    if isinstance(node, dict):
+        found = [node["file"]] if "file" in node else []
+        return found + [f for value in node.values() for f in _toc_files(value)]
+    if isinstance(node, list):
+        return [f for item in node for f in _toc_files(item)]
+    return []
+
+
+def test_every_module_has_an_api_page():
+    for module in MODULES:
+        page = REPO_ROOT / "book" / "api" / f"{module}.md"
+        assert page.is_file(), f"dlbio_teach/{module}.py has no API page book/api/{module}.md"
+        assert re.search(rf"^\.\. automodule:: dlbio_teach\.{module}$", page.read_text(
+            encoding="utf-8"), re.M), f"{page.name}: no '.. automodule:: dlbio_teach.{module}'"
+    index = _read("book/api/index.md")
+    for module in MODULES:
+        assert f"<{module}>`" in index, f"book/api/index.md does not link to {module}"
+
+
+def test_every_api_page_is_in_the_toc():
+    yaml = pytest.importorskip("yaml")   # installed with jupyter-book
+    files = _toc_files(yaml.safe_load(_read("_toc.yml")))
+    pages = ["book/api/index"] + [f"book/api/{p.stem}" for p in
+                                  sorted((REPO_ROOT / "book" / "api").glob("*.md"))
+                                  if p.stem != "index"]
+    missing = [page for page in pages if page not in files]
+    assert not missing, f"API pages missing from _toc.yml: {missing}"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_api_page_documents_every_public_name(module, built_book):
+    """The built page holds an entry (autodoc's anchor ``dlbio_teach.<module>.<name>``) for
+    each name of the module's ``__all__``: a constant without a ``#:`` comment, say, would
+    be left out silently."""
+    if built_book.returncode != 0:
+        pytest.fail(f"the book did not build:\n{built_book.log[-3000:]}")
+    page = built_book.html / "book" / "api" / f"{module}.html"
+    assert page.is_file(), f"{page.name} was not built"
+    ids = set(re.findall(r'\bid="([^"]+)"', page.read_text(encoding="utf-8")))
+    public = importlib.import_module(f"dlbio_teach.{module}").__all__
+    missing = [name for name in public if f"dlbio_teach.{module}.{name}" not in ids]
+    assert not missing, (f"book/api/{module}.md: the built page does not document {missing} "
+                         "(a constant needs a '#:' comment to be documented)")
+
+
 # --- "Apply a chapter to your own images", run as printed --------------------------------
 
 def _python_blocks(page: str) -> list[str]:
@@ -198,6 +251,8 @@ def test_own_data_page_runs_on_synthetic_tiffs(tmp_path, monkeypatch, capsys):
             labels = tifffile.imread(results / f"field{i}_{kind}_labels.tif")
             assert labels.shape == shape and labels.dtype == np.uint16
         assert tifffile.imread(results / f"field{i}_baseline_labels.tif").max() > 5
-    for weights in ("n2v_weights.pt", "care_weights.pt", "unet_weights.pt"):
+    for weights in ("n2v_weights.pt", "care_weights.pt", "unet_run/weights.pt"):
         assert (results / weights).is_file()
+    for written in ("run_record.json", "MODEL_CARD.md", "CHECKLIST.md"):
+        assert (results / "unet_run" / written).is_file()
 

@@ -7,18 +7,30 @@ DLBIO_DATA_DIR.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dlbio_teach import data
-from dlbio_teach.data import (REGISTRY, ChecksumError, DataFile, Dataset,
-                              DatasetUnavailableError, dataset_card, fetch, load, source_url)
+from dlbio_teach.data import (
+    REGISTRY,
+    ChecksumError,
+    DataFile,
+    Dataset,
+    DatasetUnavailableError,
+    dataset_card,
+    fetch,
+    load,
+    source_url,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIRRORED = sorted(n for n, d in REGISTRY.items() if d.mirrored)
@@ -51,7 +63,11 @@ def test_registry_entry_is_complete(name):
     assert d.files, "a dataset needs at least one file"
     assert d.description.strip() and d.licence.strip() and d.citation.strip()
     assert d.source.startswith("https://")
-    assert isinstance(d.chapters, tuple) and d.chapters
+    assert isinstance(d.chapters, tuple)
+    assert set(d.chapters) <= set(CHAPTERS), d.chapters
+    assert list(d.chapters) == sorted(d.chapters, key=list(CHAPTERS).index), "course order"
+    if not d.chapters:    # its card must not suggest that the course uses it
+        assert "no chapter" in dataset_card(name)
     for key, f in d.files.items():
         assert isinstance(f, DataFile)
         assert re.fullmatch(r"[0-9a-f]{64}", f.sha256), (name, key, f.sha256)
@@ -60,6 +76,8 @@ def test_registry_entry_is_complete(name):
         if d.mirrored:
             assert isinstance(f.size, int) and f.size > 0
             assert not f.unzip
+        # A hash that no machine of the project checks says where it was published.
+        assert f.verified or f.hash_from.strip(), (name, key)
 
 
 def test_registry_hashes_are_unique():
@@ -83,6 +101,19 @@ def test_mirrored_entry_is_in_the_mirror(mirror_dir, name):
         assert path.is_file(), f"{name}/{key}: {path} missing from the mirror"
         assert path.stat().st_size == f.size, f"{name}/{key}: size differs"
         assert sha256_of(path) == f.sha256, f"{name}/{key}: sha256 differs"
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_verified_means_checked_here(mirror_dir, name):
+    """`verified=True` exactly for the files this test computes the sha256 of: the files
+    of ../shared/data-mirror. Every other hash is labelled as published by its source."""
+    for key, f in REGISTRY[name].files.items():
+        path = mirror_path(mirror_dir, f.url)
+        in_mirror = path.is_file() and sha256_of(path) == f.sha256
+        assert f.verified == in_mirror, (name, key, f.verified, in_mirror)
+        note = ("verified: the project's tests download this file and check it" if in_mirror
+                else "never checked by a machine of this project")
+        assert note in dataset_card(name)
 
 
 # --- source_url and data_dir ----------------------------------------------------------
@@ -132,7 +163,10 @@ def test_dataset_card(name):
     assert card.startswith(f"### `{name}`\n")
     assert d.description in card and d.licence in card and d.citation in card
     assert f"<{d.source}>" in card
-    assert ", ".join(d.chapters) in card
+    if d.chapters:
+        assert f"- **Used in:** {', '.join(d.chapters)}\n" in card
+    else:
+        assert "- **Used in:** no chapter (no notebook of the course loads it)\n" in card
     for key, f in d.files.items():
         assert f"`{key}`" in card and f.url in card and f.sha256 in card
         if f.size:
@@ -179,10 +213,22 @@ def test_load_stardist_nuclei(data_home):
     assert sorted(nuc) == ["image", "labels"]
     assert nuc["image"].shape == (512, 512) and nuc["labels"].shape == (512, 512)
     assert np.issubdtype(nuc["labels"].dtype, np.integer)
-    n = int(nuc["labels"].max())
-    assert 170 <= n <= 200, n        # "about 180 nuclei"
-    assert n == 183
+    labels = nuc["labels"]
+    n_objects = len(np.unique(labels[labels > 0]))
+    assert n_objects == 125                    # the card: "125 nuclei"
+    assert int(labels.max()) == 183            # "label values run to 183, with gaps"
     assert nuc["image"].std() > 0
+
+
+@pytest.mark.parametrize("name, key", [("stardist_nuclei", "labels"), ("blobs", "labels")])
+def test_object_counts_in_descriptions(data_home, name, key):
+    """A count of objects quoted on a card is the number of distinct labels, not the
+    largest label value."""
+    labels = load(name)[key]
+    count = len(np.unique(labels[labels > 0]))
+    quoted = re.findall(r"(\d+) (?:nuclei|labelled objects)", REGISTRY[name].description)
+    assert quoted and all(int(q) == count for q in quoted), (quoted, count)
+    assert "about" not in REGISTRY[name].description
 
 
 def test_second_fetch_offline_uses_cache(data_home, monkeypatch):
@@ -400,7 +446,8 @@ def test_cli_prefetch_to_builds_a_mirror_that_serves_the_course(data_home, tmp_p
         if d.mirrored:
             assert f"ok      {name}" in out
         else:   # not in ../shared/data-mirror: skipped with a note, not a failure
-            assert re.search(rf"SKIPPED {name}: cannot be reached .*falls back", out), out
+            assert re.search(rf"SKIPPED {name}: cannot be reached .*no chapter uses it",
+                             out), out
     assert f"Mirror folder: {mirror.resolve()}" in out
     assert "DLBIO_DATA_MIRROR=http://" in out and "http.server" in out
     # FOLDER/HOST/PATH for every file, verified, and nothing else: no partial downloads.
@@ -477,3 +524,221 @@ def test_cli_prefetch_unknown_dataset():
     result = run_cli("prefetch", "no_such_dataset")
     assert result.returncode == 2
     assert "no_such_dataset" in result.stdout and "stardist_nuclei" in result.stdout
+
+
+# --- the "Used in" lists match what the notebooks load ----------------------------------
+
+# Chapter name on the cards -> notebook.
+CHAPTERS = {"basics": "01_nn_basics", "restoration": "02_restoration",
+            "segmentation": "03_segmentation", "validation": "04_validation",
+            "reporting": "05_reporting"}
+
+# load("name"), fetch("name"), data.load("name"), fetch_or_fallback("name", "other"): the
+# names that the notebooks' code cells fetch. (np.load("x.npy"), RunRecord.load(...) and
+# other methods called `load` do not count: a dot before the call rules them out, unless
+# it is the module's name.)
+_CALL = re.compile(r"(?<![\w.])(?:(?:dlbio_teach\.)?data\.)?(load|fetch|fetch_or_fallback)"
+                   r"\(\s*(['\"])(\w+)\2(?:\s*,\s*(['\"])(\w+)\4)?")
+
+
+def datasets_loaded_by(source: str) -> set:
+    names = set()
+    for m in _CALL.finditer(source):
+        names.add(m.group(3))
+        if m.group(1) == "fetch_or_fallback" and m.group(5):
+            names.add(m.group(5))
+    return names
+
+
+def test_datasets_loaded_by_parses_the_calls():
+    src = ('nuclei = load("stardist_nuclei")\nx = data.fetch(\'blobs\')\n'
+           'a = np.load("x.npy"); r = RunRecord.load("run")\n'
+           'n, arr = fetch_or_fallback("n2v_sem", "hela_cells")\n# load\n')
+    assert datasets_loaded_by(src) == {"stardist_nuclei", "blobs", "n2v_sem", "hela_cells"}
+
+
+def notebook_code(path: Path) -> str:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+def test_used_in_lists_match_the_notebooks():
+    """Each card's "Used in" names exactly the chapters whose notebooks load the dataset."""
+    notebooks = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+    assert sorted(p.stem for p in notebooks) == sorted(CHAPTERS.values())
+    loaded_in = {name: set() for name in REGISTRY}
+    for chapter, stem in CHAPTERS.items():
+        names = datasets_loaded_by(notebook_code(REPO_ROOT / "notebooks" / f"{stem}.ipynb"))
+        unknown = names - set(REGISTRY)
+        assert not unknown, f"{stem} loads datasets that are not in the registry: {unknown}"
+        for name in names:
+            loaded_in[name].add(chapter)
+    for name, d in REGISTRY.items():
+        assert set(d.chapters) == loaded_in[name], (
+            f"{name}: the registry says it is used in {sorted(d.chapters)}, the notebooks "
+            f"load it in {sorted(loaded_in[name])}; fix `chapters` in dlbio_teach/data.py "
+            "and regenerate the cards (`python -m dlbio_teach.data cards`)")
+
+
+# --- zip archives: load returns arrays; an extracted folder is re-checked ----------------
+
+def _tif_bytes(array) -> bytes:
+    import tifffile
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array)
+    return buffer.getvalue()
+
+
+def _npy_bytes(array, allow_pickle=False) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=allow_pickle)
+    return buffer.getvalue()
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+MINI = {"train": np.arange(2 * 8 * 8, dtype=np.uint16).reshape(2, 8, 8),
+        "val": np.full((4, 5), 7, np.float32),
+        "x": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "X_train": np.ones((3, 4, 4), np.float32),
+        "Y_train": np.zeros((3, 4, 4), np.uint16)}
+
+
+def make_archive(folder: Path, members: dict, name: str = "mini",
+                 fname: str = "MINI.zip") -> tuple[dict, Path]:
+    """A miniature zip laid out like the standard sets (N2V's SEM.zip has TIFF stacks in a
+    folder, BSD68 .npy files, DenoiSeg .npz files), put into the download folder as if it
+    had been downloaded, and a one-dataset registry that points at it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for member, payload in members.items():
+            zf.writestr(member, payload)
+    payload = buffer.getvalue()
+    digest = hashlib.sha256(payload).hexdigest()
+    registry = {name: Dataset(
+        name=name, files={"archive": DataFile(f"https://example.org/{fname}", digest,
+                                              len(payload), unzip=True,
+                                              hash_from="this test")},
+        description="d", licence="l", citation="c", source="https://example.org",
+        mirrored=False)}
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    archive = folder / name / fname
+    archive.write_bytes(payload)
+    return registry, archive
+
+
+def mini_members() -> dict:
+    return {"SEM/train.tif": _tif_bytes(MINI["train"]),
+            "SEM/validation.tiff": _tif_bytes(MINI["val"]),
+            "BSD68/test/x.npy": _npy_bytes(MINI["x"]),
+            "DSB2018/train/train_data.npz": _npz_bytes(X_train=MINI["X_train"],
+                                                       Y_train=MINI["Y_train"]),
+            "README.txt": b"not an image",
+            "__MACOSX/SEM/._train.tif": b"resource fork"}
+
+
+@pytest.fixture
+def offline_home(tmp_path, monkeypatch) -> Path:
+    """An empty download folder, offline: nothing can be downloaded (no mirror needed)."""
+    folder = tmp_path / "downloads"
+    monkeypatch.setenv("DLBIO_DATA_DIR", str(folder))
+    monkeypatch.setenv("DLBIO_OFFLINE", "1")
+    monkeypatch.setenv("DLBIO_DATA_MIRROR", CLOSED_PORT)
+    return folder
+
+
+def test_load_zip_archive_returns_arrays(offline_home):
+    registry, _ = make_archive(offline_home, mini_members())
+    arrays = load("mini", registry=registry)
+    assert sorted(arrays) == ["archive"]
+    inside = arrays["archive"]
+    assert isinstance(inside, dict) and not isinstance(inside, Path)
+    assert sorted(inside) == ["BSD68/test/x.npy", "DSB2018/train/train_data.npz/X_train",
+                              "DSB2018/train/train_data.npz/Y_train", "SEM/train.tif",
+                              "SEM/validation.tiff"]
+    assert all(isinstance(a, np.ndarray) for a in inside.values())
+    np.testing.assert_array_equal(inside["SEM/train.tif"], MINI["train"])
+    assert inside["SEM/train.tif"].dtype == np.uint16
+    np.testing.assert_array_equal(inside["SEM/validation.tiff"], MINI["val"])
+    np.testing.assert_array_equal(inside["BSD68/test/x.npy"], MINI["x"])
+    np.testing.assert_array_equal(inside["DSB2018/train/train_data.npz/X_train"],
+                                  MINI["X_train"])
+    np.testing.assert_array_equal(inside["DSB2018/train/train_data.npz/Y_train"],
+                                  MINI["Y_train"])
+
+
+def test_load_zip_archive_never_unpickles(offline_home, monkeypatch):
+    """BSD68's test images are an object array in an .npy file (N2V reads it with
+    allow_pickle=True). load() refuses it and says why, and never calls pickle."""
+    import pickle
+
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = np.zeros((2, 2)), np.zeros((3, 3))
+    registry, _ = make_archive(offline_home, {
+        "test/bsd68_gaussian25.npy": _npy_bytes(ragged, allow_pickle=True),
+        "test/ok.tif": _tif_bytes(np.zeros((4, 4), np.uint8))})
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("load() unpickled a file")
+    monkeypatch.setattr(pickle, "load", no_unpickling)
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
+    with pytest.raises(ValueError, match=r"bsd68_gaussian25\.npy.*never unpickles"):
+        load("mini", registry=registry)
+
+
+def test_fetch_extracts_with_a_marker_written_last(offline_home):
+    registry, archive = make_archive(offline_home, mini_members())
+    folder = fetch("mini", registry=registry)["archive"]
+    assert folder.is_dir() and folder.name == "MINI.unzipped"
+    marker = json.loads((folder / data.EXTRACTED_MARKER).read_text())
+    assert marker["archive_sha256"] == sha256_of(archive)
+    assert marker["files"]["SEM/train.tif"] == sha256_of(folder / "SEM" / "train.tif")
+    # Nothing half-written is left beside it.
+    assert cache_files(offline_home / "mini") == ["MINI.unzipped", "MINI.zip"]
+    # Reused as is when intact: the files are not written again.
+    mtime = (folder / "SEM" / "train.tif").stat().st_mtime_ns
+    assert fetch("mini", registry=registry)["archive"] == folder
+    assert (folder / "SEM" / "train.tif").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("damage", ["remove_marker", "other_archive", "corrupt_marker",
+                                    "change_a_file", "remove_a_file", "add_a_file"])
+def test_extracted_archive_is_rechecked(offline_home, damage):
+    registry, _ = make_archive(offline_home, mini_members())
+    folder = fetch("mini", registry=registry)["archive"]
+    marker = folder / data.EXTRACTED_MARKER
+    train = folder / "SEM" / "train.tif"
+    if damage == "remove_marker":
+        marker.unlink()
+    elif damage == "other_archive":
+        record = json.loads(marker.read_text())
+        record["archive_sha256"] = "0" * 64
+        marker.write_text(json.dumps(record))
+    elif damage == "corrupt_marker":
+        marker.write_text("{not json")
+    elif damage == "change_a_file":
+        train.write_bytes(_tif_bytes(np.zeros((2, 8, 8), np.uint16)))
+    elif damage == "remove_a_file":
+        train.unlink()
+    else:
+        (folder / "SEM" / "stray.tif").write_bytes(_tif_bytes(np.ones((3, 3), np.uint8)))
+    arrays = load("mini", registry=registry)["archive"]     # offline: from the archive
+    np.testing.assert_array_equal(arrays["SEM/train.tif"], MINI["train"])
+    assert "SEM/stray.tif" not in arrays
+    record = json.loads(marker.read_text())
+    assert record["archive_sha256"] == registry["mini"].files["archive"].sha256
+    assert cache_files(offline_home / "mini") == ["MINI.unzipped", "MINI.zip"]
+
+
+def test_folder_extracted_without_marker_is_replaced(offline_home):
+    """A folder left by an older version of the course (no marker) is not trusted."""
+    registry, _ = make_archive(offline_home, mini_members())
+    stale = offline_home / "mini" / "MINI.unzipped" / "SEM"
+    stale.mkdir(parents=True)
+    (stale / "train.tif").write_bytes(_tif_bytes(np.zeros((1, 2, 2), np.uint16)))
+    arrays = load("mini", registry=registry)["archive"]
+    np.testing.assert_array_equal(arrays["SEM/train.tif"], MINI["train"])

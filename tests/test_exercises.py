@@ -26,13 +26,13 @@ def test_available_checkers():
     assert dir(check) == sorted(["percentile_normalisation", "gradient_step", "leakage_split",
                                  "photon_snr", "n2v_mask", "best_sigma", "f1_from_counts",
                                  "threshold_split", "hygiene_steps",
-                                 "images_to_halve_ci", "majority_mask", "weights_sha256", "package_preprocessing",
-                                 "trainable_parameters"])
+                                 "images_to_halve_ci", "majority_mask", "weights_sha256",
+                                 "package_preprocessing", "trainable_parameters"])
 
 
 def test_unknown_exercise():
     with pytest.raises(AttributeError, match=r"No exercise called 'nope'.*gradient_step"):
-        check.nope
+        check.nope  # noqa: B018 (the attribute access itself must raise)
     assert not hasattr(check, "also_missing")
 
 

@@ -6,8 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from dlbio_teach.metrics import (iou_matrix, match_dataset, match_instances, matching_scores,
-                                 merges_and_splits)
+from dlbio_teach.metrics import (
+    iou_matrix,
+    match_dataset,
+    match_instances,
+    matching_scores,
+    merges_and_splits,
+)
 
 
 def squares(*boxes, shape=(12, 12)):
@@ -134,3 +139,112 @@ def test_match_dataset_refuses_unpaired_lists():
         match_dataset([TRUE, TRUE], [TRUE])
     with pytest.raises(ValueError, match="one prediction per ground-truth image"):
         match_dataset([], [])
+
+
+# --- Below IoU 0.5: as many matches as possible, then the largest total IoU ------------
+
+
+def test_below_half_the_number_of_matches_comes_first():
+    # A strip 4 pixels high. True objects: 1 = columns 0-9 (area 40), 2 = columns 10-11
+    # (area 8). Predicted: 5 = columns 2-11, shifted right over both (area 40), and
+    # 6 = columns 0-1, a fragment of object 1 (area 8). The IoUs, exactly:
+    #   IoU(1, 5) = 32 / 48 = 2/3,   IoU(1, 6) = 8 / 40 = 1/5,
+    #   IoU(2, 5) = 8 / 40 = 1/5,    IoU(2, 6) = 0.
+    true = squares((1, 0, 4, 0, 10), (2, 0, 4, 10, 12), shape=(4, 12))
+    pred = squares((5, 0, 4, 2, 12), (6, 0, 4, 0, 2), shape=(4, 12))
+    iou, true_ids, pred_ids = iou_matrix(true, pred)
+    assert (true_ids.tolist(), pred_ids.tolist()) == ([1, 2], [5, 6])
+    assert iou.tolist() == [[2 / 3, 1 / 5], [1 / 5, 0.0]]
+
+    # The old rule, the largest total IoU of pairs with IoU >= 0.1, takes (1, 5) alone:
+    # 2/3 > 1/5 + 1/5. One true positive.
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(-np.where(iou >= 0.1, iou, 0.0))
+    old = [(r, c) for r, c in zip(rows, cols) if iou[r, c] >= 0.1]
+    assert len(old) == 1 and sum(iou[r, c] for r, c in old) == pytest.approx(2 / 3)
+
+    # The maximum matching pairs (1, 6) and (2, 5): two true positives, IoU sum 2/5.
+    m = match_instances(true, pred, threshold=0.1)
+    assert (m["tp"], m["fp"], m["fn"]) == (2, 0, 0)
+    assert sorted(p[:2] for p in m["pairs"]) == [(1, 6), (2, 5)]
+    assert m["sum_iou"] == pytest.approx(2 / 5)
+    assert m["mean_matched_iou"] == pytest.approx(1 / 5)
+    assert m["mean_true_iou"] == pytest.approx(1 / 5)
+    assert m["accuracy"] == 1.0
+    # From 0.25 up only (1, 5) is admissible: one match, whichever rule.
+    for threshold in (0.25, 0.5):
+        m = match_instances(true, pred, threshold=threshold)
+        assert (m["tp"], m["sum_iou"]) == (1, pytest.approx(2 / 3))
+
+
+def test_below_half_the_total_iou_breaks_ties_between_maximum_matchings():
+    # A 4x4 image. True 1 = rows 0-2 (12 px), 2 = row 3 (4 px); predicted 7 = columns 0-2
+    # (12 px), 8 = column 3 (4 px). Every pair overlaps:
+    #   IoU(1, 7) = 9/15,  IoU(1, 8) = 3/13,  IoU(2, 7) = 3/13,  IoU(2, 8) = 1/7.
+    # At 0.1 both assignments make two matches; (1, 7) + (2, 8) has the larger total.
+    true = squares((1, 0, 3, 0, 4), (2, 3, 4, 0, 4), shape=(4, 4))
+    pred = squares((7, 0, 4, 0, 3), (8, 0, 4, 3, 4), shape=(4, 4))
+    iou, _, _ = iou_matrix(true, pred)
+    assert iou.tolist() == [[9 / 15, 3 / 13], [3 / 13, 1 / 7]]
+    m = match_instances(true, pred, threshold=0.1)
+    assert sorted(p[:2] for p in m["pairs"]) == [(1, 7), (2, 8)]
+    assert m["sum_iou"] == pytest.approx(9 / 15 + 1 / 7)
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.2, 0.3, 0.4, 0.5, 0.7])
+def test_matching_is_lexicographically_optimal_on_random_boxes(threshold):
+    # Brute force over every one-to-one assignment: the most pairs with IoU >= threshold,
+    # then the largest total IoU of those pairs. At 0.1, 6 of these 100 cases are ones
+    # where the largest total IoU alone would make fewer matches.
+    from itertools import permutations
+
+    rng = np.random.default_rng(int(threshold * 100))
+    for _ in range(100):
+        images = []
+        for _ in range(2):
+            image = np.zeros((10, 10), np.int32)
+            for label in range(1, rng.integers(3, 6) + 1):
+                y, x = rng.integers(0, 8, 2)
+                h, w = rng.integers(2, 8, 2)
+                image[y:y + h, x:x + w] = label
+            images.append(image)
+        iou, _, _ = iou_matrix(*images)
+        n_t, n_p = iou.shape
+        best = (0, 0.0)
+        small, large = (n_t, n_p) if n_t <= n_p else (n_p, n_t)
+        for perm in permutations(range(large), small):
+            pairs = [(i, j) if n_t <= n_p else (j, i) for i, j in enumerate(perm)]
+            ok = [iou[i, j] for i, j in pairs if iou[i, j] >= threshold]
+            best = max(best, (len(ok), sum(ok)), key=lambda b: (b[0], round(b[1], 9)))
+        m = match_instances(*images, threshold=threshold)
+        assert m["tp"] == best[0]
+        assert m["sum_iou"] == pytest.approx(best[1])
+
+
+# --- mean_true_iou --------------------------------------------------------------------
+
+
+def test_mean_true_iou_counts_missed_objects_as_zero():
+    # Object 1 found with IoU 0.75, object 2 missed, object 3 exact, one false positive.
+    pred = squares((1, 0, 4, 0, 3), (3, 6, 10, 0, 4), (9, 10, 12, 10, 12))
+    m = match_instances(TRUE, pred)
+    assert m["mean_true_iou"] == pytest.approx((0.75 + 0 + 1.0) / 3)
+    assert m["mean_true_iou"] == pytest.approx(m["recall"] * m["mean_matched_iou"])
+
+
+def test_mean_true_iou_of_empty_images_is_explicit():
+    empty = np.zeros((5, 5), np.int32)
+    assert match_instances(empty, empty)["mean_true_iou"] == 1.0       # nothing to find
+    assert match_instances(np.zeros_like(TRUE), TRUE)["mean_true_iou"] == 0.0
+    assert match_instances(TRUE, np.zeros_like(TRUE))["mean_true_iou"] == 0.0
+    assert matching_scores(tp=0, fp=0, fn=0, sum_iou=0.0)["mean_true_iou"] == 1.0
+    assert matching_scores(tp=0, fp=2, fn=0, sum_iou=0.0)["mean_true_iou"] == 0.0
+
+
+def test_match_dataset_pools_mean_true_iou():
+    pred = squares((1, 0, 4, 0, 3), (2, 0, 4, 6, 10), (3, 6, 10, 0, 4))
+    rows = match_dataset([TRUE, TRUE], [pred, np.zeros_like(TRUE)], thresholds=[0.5, 0.8])
+    # 0.5: IoU sum 0.75 + 1 + 1 over 6 true objects; 0.8: the 0.75 match is lost.
+    assert rows[0]["mean_true_iou"] == pytest.approx(2.75 / 6)
+    assert rows[1]["mean_true_iou"] == pytest.approx(2.0 / 6)

@@ -1,10 +1,12 @@
-"""dlbio_teach.metrics: PSNR, SSIM, affine rescaling and the combined scores."""
+"""dlbio_teach.metrics: PSNR, SSIM, affine rescaling, the combined scores and the metric
+panel (object matching is tested in test_matching.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dlbio_teach.metrics import psnr, rescale_affine, restoration_scores, ssim
+from dlbio_teach.annotators import dilate_labels, merge_touching
+from dlbio_teach.metrics import metric_panel, psnr, rescale_affine, restoration_scores, ssim
 
 
 def textured(shape=(64, 64), seed=0):
@@ -155,3 +157,29 @@ def test_metrics_check_their_inputs():
         ssim(bad, good, data_range=1.0)
     with pytest.raises(ValueError, match=r"target must have 2 dimensions"):
         restoration_scores(np.zeros((2, 16, 16)), np.zeros((2, 16, 16)))
+
+
+# --- metric_panel --------------------------------------------------------------------
+
+
+def test_metric_panel_sees_different_errors():
+    t = np.zeros((20, 30), np.int32)
+    t[2:10, 2:10] = 1
+    t[2:10, 10:18] = 2
+    t[12:18, 20:26] = 3
+    same = metric_panel([t], [t])
+    assert same == {"pixel_dice": 1.0, "object_f1": 1.0, "count_error": 0.0,
+                    "boundary_distance": 0.0, "hausdorff": 0.0}
+    merged = metric_panel(t, merge_touching(t, probability=1.0))
+    assert merged["pixel_dice"] == 1.0 and merged["object_f1"] < 1 and merged["count_error"] < 0
+    assert merged["boundary_distance"] == 0.0
+    grown = metric_panel(t, dilate_labels(t, radius=1))
+    assert grown["pixel_dice"] < 1 and grown["count_error"] == 0 and grown["hausdorff"] > 0
+    assert 0.5 <= grown["boundary_distance"] <= 1.5
+    empty = np.zeros_like(t)
+    assert metric_panel([empty], [empty])["object_f1"] == 1.0
+    one = metric_panel([empty], [t])
+    assert one["pixel_dice"] == 0.0 and one["count_error"] == np.inf and one["hausdorff"] == np.inf
+    assert one["boundary_distance"] == np.inf
+    with pytest.raises(ValueError, match="one prediction per"):
+        metric_panel([t, t], [t])

@@ -7,6 +7,8 @@ run, because the book does not execute anything (``execute_notebooks: "off"``).
 """
 from __future__ import annotations
 
+import ast
+import builtins
 import json
 import re
 from pathlib import Path
@@ -82,28 +84,102 @@ def _toc_files() -> list[str]:
     return re.findall(r"file:\s*(\S+)", (REPO_ROOT / "_toc.yml").read_text())
 
 
+TRAINING_CALLS = {"fit", "train_restoration", "train_segmentation"}
+WIDGET_CALLS = {"slider_plot", "compare_viewer", "interact"}
+
+
+def _tree(path: Path) -> ast.Module:
+    """The notebook's code cells as one module (IPython magics and shell lines as ``pass``)."""
+    lines = [line for c in _code_cells(path) for line in _source(c).splitlines()]
+    lines = [line[:len(line) - len(line.lstrip())] + "pass"
+             if line.lstrip().startswith(("%", "!")) else line for line in lines]
+    return ast.parse("\n".join(lines))
+
+
+def _called_name(node: ast.Call) -> str | None:
+    f = node.func
+    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+
+
+def _defined_functions(tree: ast.Module) -> dict:
+    """Top-level ``def`` and ``name = lambda`` of a notebook: name -> node."""
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            found[node.name] = node
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
+            found.update({t.id: node.value for t in node.targets if isinstance(t, ast.Name)})
+    return found
+
+
+def _free_names(function) -> set:
+    """Names a function reads that are neither its parameters nor assigned inside it."""
+    args = function.args
+    bound = {a.arg for a in args.args + args.kwonlyargs + args.posonlyargs}
+    bound |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    loaded = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.Name):
+            (bound if isinstance(node.ctx, ast.Store) else loaded).add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return loaded - bound - set(dir(builtins))
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_training_writes_a_run_record(path):
-    """After each code cell that trains (``fit(`` or ``train_restoration(``), a run record is
-    written (``RunRecord.create``) before the next training: in that cell, in a later one, or
-    in a function of the notebook that the cell calls."""
-    cells = [_source(c) for c in _code_cells(path)]
-    recorders = set(re.findall(r"def (\w+)\(.*?\):(?:\n(?: .*)?)*?\n +RunRecord\.create\(",
-                               "\n".join(cells)))
-    pending = None
-    for i, source in enumerate(cells, start=1):
-        trains = re.search(r"(?<![\w.])(fit|train_restoration)\(", source)
-        records = "RunRecord.create(" in source or any(f"{n}(" in source for n in recorders)
-        if trains and not records:
-            assert pending is None, (
-                f"{path.name}: code cell {pending} trains, and no run record is written before "
-                f"the next training in cell {i}")
-            pending = i
-        elif records:
-            pending = None
-    assert pending is None, (
-        f"{path.name}: code cell {pending} trains but no run record is written after it "
-        "(dlbio_teach.reporting.RunRecord.create(...).save(folder))")
+    """Every call that trains (``fit``, ``train_restoration``, ``train_segmentation``) is
+    given ``run_dir=``, so that it writes a run record beside the weights (a method such as
+    ``ShiftDetector().fit`` trains no network)."""
+    missing = [f"line {node.lineno}: {_called_name(node)}(...)"
+               for node in ast.walk(_tree(path))
+               if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+               and node.func.id in TRAINING_CALLS
+               and "run_dir" not in {k.arg for k in node.keywords}]
+    assert not missing, f"{path.name}: trainings without run_dir=: {missing}"
+
+
+def test_no_two_notebooks_define_a_function_of_the_same_name():
+    """A notebook defines a function only where writing it is the lesson, and only once in
+    the course; everything else lives in the package."""
+    owners = {}
+    for path in NOTEBOOKS:
+        for name in _defined_functions(_tree(path)):
+            owners.setdefault(name, []).append(path.name)
+    repeated = {name: where for name, where in owners.items() if len(where) > 1}
+    assert not repeated, f"functions defined in several notebooks: {repeated}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_functions_read_no_globals_they_were_not_given(path):
+    """A notebook function may use imported names and the notebook's other functions, and
+    nothing else of the notebook: copied into a project alone, it works or fails loudly.
+    Only a widget's callback (the function given to ``slider_plot``...) may read the
+    notebook's variables."""
+    tree = _tree(path)
+    functions = _defined_functions(tree)
+    imported = {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    callbacks = {node.args[0].id for node in ast.walk(tree)
+                 if isinstance(node, ast.Call) and _called_name(node) in WIDGET_CALLS
+                 and node.args and isinstance(node.args[0], ast.Name)}
+    reading = {name: sorted(_free_names(f) - imported - set(functions))
+               for name, f in functions.items() if name not in callbacks}
+    reading = {name: names for name, names in reading.items() if names}
+    assert not reading, f"{path.name}: functions that read notebook variables: {reading}"
+
+
+def test_the_function_checks_can_fail():
+    """The checks above on a hand-made notebook: a global read and a missing run_dir."""
+    tree = ast.parse("import numpy as np\nscale = 2\n"
+                     "def f(x):\n    return np.sum(x) * scale\n"
+                     "g = lambda y: f(y) + 1\nfit(net, data)\n")
+    functions = _defined_functions(tree)
+    assert set(functions) == {"f", "g"}
+    assert _free_names(functions["f"]) - {"np"} == {"scale"}
+    assert _free_names(functions["g"]) == {"f"}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _called_name(n) == "fit"]
+    assert calls and not calls[0].keywords
 
 
 def test_toc_lists_every_notebook_and_only_existing_files():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dlbio_teach.models import UNet
-from dlbio_teach.prediction import predict
+from dlbio_teach.prediction import network_in_channels, predict
 
 
 def random_unet(depth=2, in_channels=1, out_channels=1, seed=0, **kw):
@@ -84,7 +84,7 @@ def test_multi_channel_input():
     net = random_unet(in_channels=2, out_channels=1)
     x = np.stack([image((40, 44), seed=0), image((40, 44), seed=1)])
     assert predict(net, x).shape == (40, 44)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match="takes 2 channels"):
         predict(net, x[0])          # one channel for a two-channel network
 
 
@@ -139,3 +139,78 @@ def test_nan_image_is_rejected(bad):
 def test_wrong_ndim_is_rejected(shape):
     with pytest.raises(ValueError, match="2 or 3 dimensions"):
         predict(random_unet(), np.zeros(shape, np.float32))
+
+
+# --- bad input at the front door: clear messages, not PyTorch's ---------------------------
+
+def test_rgb_channels_last_image_is_explained():
+    """(32, 32, 3) used to reach PyTorch as 32 channels ("expected input[1, 32, 32, 3] to
+    have 1 channels, but got 32 channels")."""
+    with pytest.raises(ValueError) as info:
+        predict(random_unet(), image((32, 32, 3)))
+    message = str(info.value)
+    assert "shape (32, 32, 3)" in message
+    assert "takes 1 channel, (C, Y, X) = (1, Y, X)" in message
+    assert "channels last" in message
+    assert "image[..., 0]" in message and "skimage.color.rgb2gray(image)" in message
+    assert "expected input" not in message
+
+
+def test_rgb_channels_last_for_a_three_channel_net_says_moveaxis():
+    net = random_unet(in_channels=3)
+    x = image((32, 40, 3))
+    with pytest.raises(ValueError, match=r"np\.moveaxis\(image, -1, 0\)"):
+        predict(net, x)
+    assert predict(net, np.moveaxis(x, -1, 0)).shape == (32, 40)
+
+
+def test_stack_for_a_one_channel_net_is_explained():
+    with pytest.raises(ValueError) as info:
+        predict(random_unet(), image((4, 32, 32)))
+    message = str(info.value)
+    assert "shape (4, 32, 32)" in message and "takes 1 channel" in message
+    assert "stack of 4 images" in message and "one image at a time" in message
+
+
+def test_2d_image_for_a_two_channel_net_is_explained():
+    with pytest.raises(ValueError, match=r"shape \(32, 32\), one channel \(Y, X\), but the "
+                                         r"network takes 2 channels, \(C, Y, X\) = \(2, Y, X\)"):
+        predict(random_unet(in_channels=2), image((32, 32)))
+
+
+def test_nan_image_message_says_what_to_do():
+    x = image((32, 32))
+    x[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinite.*np\.nan_to_num"):
+        predict(random_unet(), x)
+
+
+def test_non_numeric_image_is_rejected():
+    with pytest.raises(ValueError, match="must be numeric"):
+        predict(random_unet(), np.full((8, 8), "x"))
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (2, 30)])
+def test_images_smaller_than_the_unet_multiple_are_padded(depth, shape):
+    """The U-Net pads sides to its multiple 2**depth, so smaller images need no error."""
+    net = random_unet(depth=depth)
+    assert min(shape) < net.multiple
+    out = predict(net, image(shape))
+    assert out.shape == shape and np.all(np.isfinite(out))
+
+
+def test_image_too_small_for_an_unpadded_network_is_explained():
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 5), torch.nn.ReLU()).eval()
+    assert predict(net, image((9, 9))).shape == (2, 5, 5)
+    with pytest.raises(ValueError, match=r"\(3, 3\) pixels is smaller than this network "
+                                         r"can take.*larger image"):
+        predict(net, image((3, 3)))
+
+
+def test_network_in_channels():
+    assert network_in_channels(random_unet(in_channels=3)) == 3
+    assert network_in_channels(torch.nn.Conv2d(4, 2, 3)) == 4
+    assert network_in_channels(torch.nn.Sequential(torch.nn.Identity())) is None
+    # Without a known channel count, any (C, Y, X) is passed on.
+    assert predict(torch.nn.Identity(), image((2, 8, 8))).shape == (2, 8, 8)

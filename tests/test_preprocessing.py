@@ -1,12 +1,20 @@
 """dlbio_teach.preprocessing: input checks, normalisation, patches, splits, tiles."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from dlbio_teach.preprocessing import (check_image, grid_tiles, normalize_minmax,
-                                       normalize_percentile, random_patches, split_indices)
-
+from dlbio_teach.preprocessing import (
+    check_image,
+    check_network_input,
+    grid_tiles,
+    normalize_minmax,
+    normalize_percentile,
+    random_patches,
+    split_indices,
+)
 
 # --- check_image ------------------------------------------------------------------------
 
@@ -32,6 +40,90 @@ def test_check_image_wrong_ndim():
 def test_check_image_colour_hint():
     with pytest.raises(ValueError, match=r"got shape \(8, 8, 3\).*pick one channel"):
         check_image(np.zeros((8, 8, 3)))
+
+
+def test_check_image_colour_hint_names_rgb2gray():
+    with pytest.raises(ValueError, match=r"skimage\.color\.rgb2gray\(image\)"):
+        check_image(np.zeros((8, 8, 3)))
+
+
+# --- check_network_input: what a network can take, and how to convert ------------------
+
+def test_network_input_accepts_what_fits():
+    assert check_network_input(np.zeros((8, 9), np.uint16), 1).shape == (1, 8, 9)
+    out = check_network_input(np.ones((2, 8, 9)), 2)
+    assert out.shape == (2, 8, 9) and out.dtype == np.float32
+    assert check_network_input(np.ones((5, 8, 9)), None).shape == (5, 8, 9)
+    assert check_network_input([[1, 2], [3, 4]], 1).tolist() == [[[1.0, 2.0], [3.0, 4.0]]]
+
+
+@pytest.mark.parametrize("channels, grey", [(3, r"rgb2gray\(image\)"),
+                                            (4, r"rgb2gray\(skimage\.color\.rgba2rgb")])
+def test_network_input_rgb_channels_last(channels, grey):
+    with pytest.raises(ValueError) as info:
+        check_network_input(np.zeros((32, 32, channels)), 1)
+    message = str(info.value)
+    assert f"shape (32, 32, {channels})" in message               # what it got
+    assert "takes 1 channel, (C, Y, X) = (1, Y, X)" in message      # what the net takes
+    assert "channels last, (Y, X, C)" in message                    # what it looks like
+    assert "image[..., 0]" in message and re.search(grey, message)  # how to convert
+
+
+def test_network_input_channels_last_for_a_multichannel_net():
+    with pytest.raises(ValueError, match=r"shape \(32, 32, 2\).*takes 2 channels, "
+                                         r"\(C, Y, X\) = \(2, Y, X\).*channels are last.*"
+                                         r"np\.moveaxis\(image, -1, 0\)"):
+        check_network_input(np.zeros((32, 32, 2)), 2)
+
+
+def test_network_input_stack_for_a_one_channel_net():
+    with pytest.raises(ValueError) as info:
+        check_network_input(np.zeros((4, 32, 32)), 1)
+    message = str(info.value)
+    assert "shape (4, 32, 32)" in message and "takes 1 channel" in message
+    assert "stack of 4 images (N, Y, X)" in message
+    assert "one image at a time" in message and "channels last" not in message
+
+
+def test_network_input_2d_image_for_a_two_channel_net():
+    with pytest.raises(ValueError, match=r"shape \(32, 32\), one channel \(Y, X\), but the "
+                                         r"network takes 2 channels.*np\.stack\(\[channel_1, "
+                                         r"channel_2\]\)"):
+        check_network_input(np.zeros((32, 32)), 2)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_network_input_nan_inf(bad):
+    image = np.zeros((3, 16, 16))
+    image[1, 2, 3] = bad
+    with pytest.raises(ValueError, match=r"NaN or infinite.*np\.nan_to_num"):
+        check_network_input(image, 3)
+
+
+@pytest.mark.parametrize("image, match", [
+    (np.array([["a", "b"], ["c", "d"]]), "must be numeric, got dtype <U1"),
+    (np.empty((4, 4), dtype=object), "must be numeric.*objects.*astype"),
+    (np.zeros((4, 4), np.complex64), "real-valued.*np.abs"),
+])
+def test_network_input_dtype(image, match):
+    with pytest.raises(ValueError, match=match):
+        check_network_input(image, 1)
+
+
+@pytest.mark.parametrize("shape, hint", [((1, 1, 8, 8), r"batch axis: image\[0\]"),
+                                         ((2, 1, 8, 8), "one at a time"), ((8,), "")])
+def test_network_input_wrong_ndim(shape, hint):
+    with pytest.raises(ValueError, match=r"2 or 3 dimensions, \(Y, X\) or \(C, Y, X\).*"
+                                         + hint):
+        check_network_input(np.zeros(shape), 1)
+
+
+def test_network_input_too_small():
+    assert check_network_input(np.zeros((8, 8)), 1, min_size=8).shape == (1, 8, 8)
+    with pytest.raises(ValueError, match=r"\(7, 8\) pixels, smaller than the 8 pixels"):
+        check_network_input(np.zeros((7, 8)), 1, min_size=8)
+    with pytest.raises(ValueError, match="smaller than the 1 pixels"):
+        check_network_input(np.zeros((0, 8)), 1)
 
 
 def test_check_image_several_ndims_and_name():

@@ -7,8 +7,15 @@ import torch
 
 from dlbio_teach.metrics import psnr
 from dlbio_teach.prediction import predict
-from dlbio_teach.restoration import (METHODS, RestorationConfig, n2v_loss, n2v_mask,
-                                     n2v_mask_batch, train_restoration, training_patches)
+from dlbio_teach.restoration import (
+    METHODS,
+    RestorationConfig,
+    n2v_loss,
+    n2v_mask,
+    n2v_mask_batch,
+    train_restoration,
+    training_patches,
+)
 from dlbio_teach.runtime import get_profile
 from dlbio_teach.synthetic import add_poisson_gaussian_noise, nuclei
 

@@ -8,8 +8,15 @@ import pytest
 import torch
 
 import dlbio_teach
-from dlbio_teach.runtime import (PROFILES, Course, Profile, get_profile, pick_device,
-                                 seed_everything, setup_course)
+from dlbio_teach.runtime import (
+    PROFILES,
+    Course,
+    Profile,
+    get_profile,
+    pick_device,
+    seed_everything,
+    setup_course,
+)
 
 
 @pytest.mark.parametrize("name", ["smoke", "standard", "full"])
@@ -48,18 +55,28 @@ def test_explicit_name_beats_environment(monkeypatch):
     assert get_profile("smoke").name == "smoke"
 
 
-@pytest.mark.parametrize("cuda, expected", [(True, "full"), (False, "standard")])
-def test_default_profile_depends_on_gpu(monkeypatch, cuda, expected):
+@pytest.mark.parametrize("cuda", [True, False])
+def test_default_profile_is_standard_on_every_device(monkeypatch, cuda):
+    """`full` is unverified end to end: it is never the automatic choice, even on CUDA."""
     monkeypatch.delenv("DLBIO_PROFILE", raising=False)
-    assert get_profile(cuda_available=cuda).name == expected
+    assert get_profile(cuda_available=cuda).name == "standard"
 
 
-def test_default_profile_asks_torch(monkeypatch):
+def test_default_profile_is_standard_when_cuda_is_available(monkeypatch):
     monkeypatch.delenv("DLBIO_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert get_profile().name == "full"
+    assert get_profile().name == "standard"
+    assert get_profile(cuda_available=True).name == "standard"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert get_profile().name == "standard"
+
+
+def test_full_profile_only_on_request(monkeypatch):
+    monkeypatch.delenv("DLBIO_PROFILE", raising=False)
+    assert get_profile("full", cuda_available=False).name == "full"
+    monkeypatch.setenv("DLBIO_PROFILE", "full")
+    assert get_profile(cuda_available=True).name == "full"
+    assert "unverified" in get_profile.__doc__ and "unverified" in Profile.__doc__
 
 
 def test_unknown_profile_name():

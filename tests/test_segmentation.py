@@ -5,10 +5,18 @@ import numpy as np
 import pytest
 
 from dlbio_teach.metrics import match_instances
-from dlbio_teach.segmentation import (BACKGROUND, BOUNDARY, INTERIOR, class_weights,
-                                      distance_targets, instances_from_distance,
-                                      instances_from_interior, label_tiles_separately,
-                                      otsu_watershed, three_class_targets)
+from dlbio_teach.segmentation import (
+    BACKGROUND,
+    BOUNDARY,
+    INTERIOR,
+    class_weights,
+    distance_targets,
+    instances_from_distance,
+    instances_from_interior,
+    label_tiles_separately,
+    otsu_watershed,
+    three_class_targets,
+)
 from dlbio_teach.synthetic import nuclei
 
 
@@ -125,3 +133,148 @@ def test_label_tiles_separately_cuts_objects_at_tile_borders():
 def measure_label(mask):
     from skimage.measure import label
     return label(mask)
+
+
+# --- the training / decoding / tuning API ------------------------------------------------
+
+from dlbio_teach.models import UNet  # noqa: E402
+from dlbio_teach.preprocessing import random_patches  # noqa: E402
+from dlbio_teach.records import RunRecord  # noqa: E402
+from dlbio_teach.runtime import get_profile  # noqa: E402
+from dlbio_teach.segmentation import (  # noqa: E402
+    SegmentationConfig,
+    WeightedCrossEntropy,
+    instances_from_maps,
+    predict_maps,
+    segment,
+    threshold_grid,
+    train_segmentation,
+    training_targets,
+    tune_otsu_watershed,
+    tune_thresholds,
+)
+from dlbio_teach.training import fit  # noqa: E402
+
+
+def nuclei_stack(n=3, size=64, seed=0):
+    pairs = [nuclei((size, size), 8, seed=seed + s) for s in range(n)]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def tiny_config(formulation, **changes):
+    values = dict(epochs=2, n_patches=32, patch_size=32, batch_size=8, base_channels=4)
+    values.update(changes)
+    return SegmentationConfig(formulation, **values)
+
+
+def test_config_from_profile_and_its_checks():
+    smoke = SegmentationConfig.from_profile("three_class", get_profile("smoke"))
+    assert smoke.epochs == 12 and smoke.profile == "smoke" and smoke.n_outputs == 3
+    standard = SegmentationConfig.from_profile("distance", get_profile("standard"), lr=1e-3)
+    assert standard.epochs == 20 and standard.lr == 1e-3 and standard.n_outputs == 1
+    with pytest.raises(ValueError, match="formulation must be one of"):
+        SegmentationConfig("stardust")
+    with pytest.raises(ValueError, match="multiple of"):
+        SegmentationConfig("distance", patch_size=30, depth=2)
+
+
+@pytest.mark.parametrize("formulation", ["three_class", "distance"])
+def test_train_segmentation_equals_the_recipe_it_replaces(formulation):
+    """One call gives exactly the network that the chapters used to build by hand."""
+    x, y = nuclei_stack()
+    config = tiny_config(formulation)
+    net, history = train_segmentation(config, x[:2], y[:2], x[2:], y[2:], seed=0,
+                                      progress=False)
+    targets = training_targets(y, formulation=formulation)
+    if formulation == "three_class":
+        loss = WeightedCrossEntropy(class_weights(targets[:2]))
+    else:
+        from torch.nn import functional as F
+        loss = F.mse_loss
+    train = random_patches([x[:2], targets[:2]], 32, 32, seed=0)
+    val = random_patches([x[2:], targets[2:]], 32, 32, seed=1)
+    import torch
+    torch.manual_seed(0)
+    by_hand = UNet(1, config.n_outputs, depth=2, base_channels=4)
+    h = fit(by_hand, train, val, loss_fn=loss, epochs=2, batch_size=8, lr=3e-3, augment=True,
+            progress=False)
+    assert h.train_loss == history.train_loss and h.val_loss == history.val_loss
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(),
+                                                  by_hand.state_dict().values()))
+
+
+def test_train_segmentation_writes_its_run_record(tmp_path):
+    x, y = nuclei_stack()
+    net, history = train_segmentation(tiny_config("three_class", epochs=1), x[:2], y[:2],
+                                      x[2:], y[2:], progress=False, run_dir=tmp_path,
+                                      record={"datasets": ["blobs"],
+                                              "splits": {"train": [0, 1], "validation": [2]}})
+    record = RunRecord.load(tmp_path)
+    assert record.hyperparameters["formulation"] == "three_class"
+    assert record.hyperparameters["loss"] == "weighted cross-entropy"
+    assert len(record.hyperparameters["class_weights"]) == 3
+    assert record.splits["validation"] == [2] and "blobs" in record.datasets
+
+
+def test_train_segmentation_fine_tunes_the_model_given():
+    x, y = nuclei_stack()
+    start = UNet(1, 1, depth=2, base_channels=4)
+    net, _ = train_segmentation(tiny_config("distance", epochs=1), x[:2], y[:2], x[2:], y[2:],
+                                model=start, progress=False)
+    assert net is start
+
+
+def test_train_segmentation_says_what_is_wrong():
+    x, y = nuclei_stack()
+    with pytest.raises(ValueError, match="must match the images"):
+        train_segmentation(tiny_config("distance"), x[:2], y[:1], x[2:], y[2:])
+    with pytest.raises(ValueError, match="integer instance mask"):
+        train_segmentation(tiny_config("distance"), x[:2], y[:2].astype(float), x[2:], y[2:])
+    with pytest.raises(ValueError, match="smaller than"):
+        train_segmentation(tiny_config("distance", patch_size=128), x[:2], y[:2], x[2:], y[2:])
+
+
+def test_instances_from_maps_matches_the_building_blocks():
+    labels = touching_pair()
+    d = distance_targets(labels)
+    assert np.array_equal(instances_from_maps(d, formulation="distance", seed_threshold=0.5),
+                          instances_from_distance(d, seed_threshold=0.5))
+    target = three_class_targets(labels)
+    probs = np.stack([(target == k).astype(np.float32) for k in range(3)])
+    got = instances_from_maps(probs, formulation="three_class", seed_threshold=0.5, min_size=4)
+    assert match_instances(labels, got)["f1"] == 1.0
+    with pytest.raises(ValueError, match=r"\(3, Y, X\)"):
+        instances_from_maps(d, formulation="three_class", seed_threshold=0.5)
+
+
+def test_tune_thresholds_picks_the_best_setting_on_a_hand_made_case():
+    labels = touching_pair()
+    d = distance_targets(labels)
+    # Seeds above 0.95 would vanish; 0.3 is a valid seed level for this clean map.
+    tuned = tune_thresholds([d], [labels], formulation="distance",
+                            candidates=[{"seed_threshold": 0.99, "foreground_threshold": 0.1},
+                                        {"seed_threshold": 0.3, "foreground_threshold": 0.1}])
+    assert tuned.best == {"seed_threshold": 0.3, "foreground_threshold": 0.1}
+    assert tuned.scores == [0.0, 1.0] and tuned.score == 1.0
+    assert len(threshold_grid("distance")) == 11 * 3
+
+
+def test_segment_tiled_equals_whole_image():
+    x, y = nuclei_stack(n=3, size=64)
+    net, _ = train_segmentation(tiny_config("distance", epochs=1), x[:2], y[:2], x[2:], y[2:],
+                                progress=False)
+    big = np.concatenate([x[0], x[1]], axis=1)
+    thresholds = {"seed_threshold": 0.3, "foreground_threshold": 0.05}
+    whole = segment(net, big, formulation="distance", thresholds=thresholds)
+    tiled = segment(net, big, formulation="distance", thresholds=thresholds, tile_size=32)
+    assert np.array_equal(whole, tiled)
+    probs = predict_maps(UNet(1, 3, depth=1, base_channels=4), x[0], formulation="three_class")
+    assert probs.shape == (3, 64, 64) and np.allclose(probs.sum(0), 1, atol=1e-5)
+
+
+def test_tune_otsu_watershed_chooses_on_the_images_given():
+    image, labels = nuclei((96, 96), 10, touching=0.5, seed=3)
+    tuned = tune_otsu_watershed([image], [labels], min_distances=(2, 6, 30))
+    assert tuned.best["min_distance"] in (2, 6, 30)
+    assert tuned.score == max(tuned.scores)
+    assert tuned.candidates == [{"min_distance": d} for d in (2, 6, 30)]

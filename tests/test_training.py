@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import io
+
 import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 
 from dlbio_teach.models import UNet
-from dlbio_teach.training import (History, as_tensors, fit, load_weights, progress_bar,
-                                  save_weights)
+from dlbio_teach.records import RunRecord, load_weights, save_weights
+from dlbio_teach.training import History, as_tensors, fit, progress_bar, train_step
 
 
 def scaling_problem(n=32, size=12, gain=2.0, seed=0):
@@ -84,7 +85,7 @@ def test_history():
     d = h.to_dict()
     assert d["train_loss"] == [1.0, 0.5, 0.25] and d["best_epoch"] == 1
     assert History(**d) == h
-    assert History().epochs_run == 0 and History().best_val_loss == float("inf")
+    assert History().epochs_run == 0 and History().best_loss == float("inf")
 
 
 def test_progress_bar_is_plain_text_without_widgets(monkeypatch):
@@ -113,7 +114,8 @@ def test_fit_reduces_the_loss():
     assert history.train_loss[-1] < 0.01
     assert abs(float(net.weight.detach()) - 2.0) < 0.1
     assert history.val_loss == []            # no validation set
-    assert history.best_val_loss == min(history.train_loss)
+    assert history.best_loss == min(history.train_loss)
+    assert history.monitored == "training"   # named for what it holds
     assert not net.training                   # returned in eval mode
 
 
@@ -124,8 +126,8 @@ def test_fit_with_validation_records_both_losses():
                   lr=0.05, progress=False)
     assert len(history.train_loss) == len(history.val_loss) == 6
     assert history.val_loss[-1] < 0.5 * history.val_loss[0]
-    assert history.best_val_loss == min(history.val_loss)
-    assert history.val_loss[history.best_epoch] == history.best_val_loss
+    assert history.best_loss == min(history.val_loss) and history.monitored == "validation"
+    assert history.val_loss[history.best_epoch] == history.best_loss
     assert history.seconds > 0 and not history.stopped_early
 
 
@@ -306,7 +308,7 @@ def test_checkpoint_files(tmp_path):
         progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
     last = torch.load(tmp_path / "last.pt", weights_only=True)
-    assert set(last) == {"model", "optimizer", "history"}
+    assert set(last) == {"model", "optimizer", "scaler", "history"}
     assert len(last["history"]["train_loss"]) == 2
 
 
@@ -337,3 +339,50 @@ def test_load_weights_refuses_pickled_code(tmp_path):
                 "payload": History()}, path)
     with pytest.raises(Exception, match="(?i)weights_only|unsupported global"):
         load_weights(conv1x1(), path)
+
+
+def test_checkpoint_keeps_the_gradient_scaler(tmp_path):
+    """The CUDA GradScaler's state (scale, growth tracker) is saved and restored."""
+    from dlbio_teach.training import load_checkpoint, save_checkpoint
+    net = conv1x1()
+    optimizer = torch.optim.Adam(net.parameters())
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, enabled=True)
+    save_checkpoint(tmp_path, model=net, optimizer=optimizer, scaler=scaler,
+                    history=History(train_loss=[1.0]))
+    other = torch.amp.GradScaler("cpu", init_scale=8.0, enabled=True)
+    history, best = load_checkpoint(tmp_path, model=conv1x1(weight=0.3),
+                                    optimizer=torch.optim.Adam(conv1x1().parameters()),
+                                    scaler=other, device="cpu")
+    assert history.train_loss == [1.0] and best is None
+    assert other.state_dict()["scale"] == 1024.0
+
+
+def test_train_step_learns_and_validation_step_does_not():
+    x, y = scaling_problem(n=8)
+    x, y = torch.from_numpy(x)[:, None], torch.from_numpy(y)[:, None]
+    net = conv1x1()
+    before = net.weight.detach().clone()
+    train_step(net, [x, y], F.mse_loss)                  # no optimizer: no change
+    assert torch.equal(net.weight.detach(), before)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    first = float(train_step(net, [x, y], F.mse_loss, optimizer=optimizer))
+    for _ in range(20):
+        last = float(train_step(net, [x, y], F.mse_loss, optimizer=optimizer))
+    assert last < 0.5 * first
+
+
+def test_fit_writes_a_run_record(tmp_path):
+    x, y = scaling_problem(n=16)
+    net = small_unet()
+    history = fit(net, (x, y), (x, y), loss_fn=F.mse_loss, epochs=2, batch_size=8, lr=1e-2,
+                  seed=3, progress=False, run_dir=tmp_path / "run",
+                  record={"profile": "smoke", "datasets": ["blobs"], "splits": {"train": [0]},
+                          "hyperparameters": {"note": "test"}})
+    record = RunRecord.load(tmp_path / "run")
+    assert record.seed == 3 and record.profile["name"] == "smoke"
+    assert record.hyperparameters["lr"] == 1e-2 and record.hyperparameters["epochs"] == 2
+    assert record.hyperparameters["loss"] == "mse_loss"
+    assert record.hyperparameters["note"] == "test"
+    assert record.history["train_loss"] == pytest.approx(history.train_loss)
+    assert record.splits == {"train": [0]} and "blobs" in record.datasets
+    assert (tmp_path / "run" / "weights.pt").exists()

@@ -12,8 +12,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from dlbio_teach import widgets  # noqa: E402
 from dlbio_teach.training import History  # noqa: E402
-from dlbio_teach.viz import (OUTCOME_COLOURS, error_map, matching_overlay,  # noqa: E402
-                             plot_history, show_images)
+from dlbio_teach.viz import OUTCOME_COLOURS, error_map, matching_overlay, plot_history, show_images  # noqa: E402
 from dlbio_teach.widgets import compare_viewer, slider_plot, widgets_available  # noqa: E402
 
 

@@ -32,6 +32,7 @@ def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None
 
 
 def setup(app):
+    """Register the extension with Sphinx."""
     # After the other extensions' handlers, which may add per-page scripts.
     app.connect("html-page-context", drop_repeated_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

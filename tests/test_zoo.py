@@ -1,10 +1,9 @@
-"""dlbio_teach.reporting: run record, model card, checklist, BioImage Model Zoo export."""
+"""dlbio_teach.zoo, zoo_import, zoo_export: BioImage Model Zoo packages, offline."""
 from __future__ import annotations
 
 import contextlib
 import io
 import json
-import math
 import socket
 import zipfile
 from pathlib import Path
@@ -14,16 +13,21 @@ import pytest
 import torch
 
 from dlbio_teach import models as models_module
-from dlbio_teach.data import REGISTRY
+from dlbio_teach.data import file_sha256
 from dlbio_teach.models import UNet
 from dlbio_teach.preprocessing import normalize_percentile
-from dlbio_teach.reporting import (CHECKLIST, RECORD_FILE, WEIGHTS_FILE, RunRecord,
-                                   UntrustedCodeError, _apply_ops, checklist_markdown,
-                                   compare_metrics, export_bioimageio, file_sha256,
-                                   fill_checklist, load_bioimageio, model_card,
-                                   rebuild_model, reproduce_test_outputs, state_sha256)
+from dlbio_teach.records import RECORD_FILE, WEIGHTS_FILE, RunRecord, state_sha256
 from dlbio_teach.runtime import get_profile
 from dlbio_teach.training import History
+from dlbio_teach.zoo import (
+    PackageTensors,
+    _apply_ops,
+    _tolerances,
+    build_description,
+    validate_package,
+)
+from dlbio_teach.zoo_export import describe_tensors, export_bioimageio, stage_files
+from dlbio_teach.zoo_import import UntrustedCodeError, load_bioimageio, reproduce_test_outputs
 
 NAME = "Tiny test U-Net"
 AUTHORS = ["A. Student"]
@@ -44,7 +48,7 @@ def tiny_unet(seed=0, depth=2):
 
 def history():
     return History(train_loss=[0.9, 0.5, 0.4], val_loss=[1.0, 0.6, 0.7], best_epoch=1,
-                   best_val_loss=0.6, stopped_early=True, seconds=1.5)
+                   best_loss=0.6, stopped_early=True, seconds=1.5)
 
 
 def make_record(net, **overrides):
@@ -92,187 +96,6 @@ def no_network():
     with network_blocked() as attempts:
         yield attempts
 
-
-# ------------------------------------------------------------------ run record
-
-def test_record_round_trip_weights_and_rebuilt_outputs(tmp_path):
-    net = tiny_unet()
-    rec = make_record(net)
-    path = rec.save(tmp_path)
-    assert path == tmp_path / RECORD_FILE and (tmp_path / WEIGHTS_FILE).is_file()
-    again = RunRecord.load(tmp_path)
-    assert again == rec
-    for field in ("versions", "hardware", "seed", "profile", "hyperparameters", "datasets",
-                  "splits", "history", "metrics", "model", "weights_sha256", "created"):
-        assert getattr(again, field) == getattr(rec, field), field
-    assert again.weights_file == WEIGHTS_FILE
-    assert again.weights_sha256 == file_sha256(tmp_path / WEIGHTS_FILE)
-    assert again.model["state_sha256"] == state_sha256(net)
-    # Rebuilt from the folder alone, on the CPU: the same numbers.
-    rebuilt = rebuild_model(tmp_path)
-    x = torch.rand(2, 1, 24, 40)
-    with torch.no_grad():
-        assert torch.equal(rebuilt(x), net(x))
-
-
-def test_record_json_is_plain_sorted_and_strict(tmp_path):
-    net = tiny_unet()
-    h = History(train_loss=[np.float32(0.5)], val_loss=[], best_val_loss=float("inf"),
-                seconds=1.5)
-    rec = make_record(net, history=h)
-    rec.save(tmp_path)
-    text = (tmp_path / RECORD_FILE).read_text()
-
-    def no_constants(name):
-        raise AssertionError(f"non-standard JSON constant {name}")
-
-    data = json.loads(text, parse_constant=no_constants)
-    assert text == json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    assert data["history"]["best_val_loss"] is None          # infinity is not JSON
-    assert data["hyperparameters"]["batch_size"] == 16
-    assert isinstance(rec.hyperparameters["lr"], float)
-    assert rec.splits == {"train": [0, 1, 2], "val": [3], "test": [4, 5]}
-    assert rec.metrics["F1@0.5"]["n"] == 40 and type(rec.metrics["F1@0.5"]["n"]) is int
-    assert rec.profile == get_profile("smoke").to_dict()
-    assert rec.seed == 3 and rec.versions["torch"] == torch.__version__
-    assert rec.versions["dlbio_teach"] and rec.versions["python"]
-    assert rec.hardware["device"] == "cpu" and rec.hardware["cpu_count"] >= 1
-    assert rec.model["kwargs"] == net.config and rec.model["class_name"] == "UNet"
-    assert rec.model["n_parameters"] == sum(p.numel() for p in net.parameters())
-    assert rec.wall_time_s == 1.5                              # from the history
-
-
-def test_record_datasets_come_from_the_registry():
-    rec = make_record(tiny_unet())
-    for name in ("stardist_nuclei", "blobs"):
-        entry, registered = rec.datasets[name], REGISTRY[name]
-        assert entry["licence"] == registered.licence
-        assert entry["citation"] == registered.citation
-        assert {f["key"]: (f["url"], f["sha256"]) for f in entry["files"]} == {
-            k: (f.url, f.sha256) for k, f in registered.files.items()}
-    with pytest.raises(KeyError, match="Known datasets"):
-        make_record(tiny_unet(), datasets=["no_such_dataset"])
-
-
-def test_record_clear_errors(tmp_path):
-    net = tiny_unet()
-    with pytest.raises(ValueError, match="non-negative integer"):
-        make_record(net, seed=-1)
-    with pytest.raises(ValueError, match="model_kwargs"):
-        make_record(torch.nn.Conv2d(1, 1, 3))
-    with pytest.raises(TypeError, match="profile"):
-        make_record(net, profile=3)
-    with pytest.raises(TypeError, match="splits"):
-        make_record(net, splits={"train": "abc"})
-    with pytest.raises(TypeError, match="cannot be written to JSON"):
-        make_record(net, hyperparameters={"loss": torch.nn.MSELoss()})
-    rec = make_record(net)
-    rec.save(tmp_path)
-    loaded = RunRecord.load(tmp_path)
-    with pytest.raises(ValueError, match="Pass the trained network"):
-        loaded.save(tmp_path / "copy")
-    with pytest.raises(ValueError, match="describes a UNet"):
-        loaded.save(tmp_path / "copy", model=torch.nn.Conv2d(1, 1, 3))
-    with pytest.raises(FileNotFoundError, match="run_record.json"):
-        RunRecord.load(tmp_path / "nothing")
-
-
-def test_record_takes_ci_objects_as_validation_returns_them():
-    """A validation.BootstrapCI is stored as a plain dict."""
-    from dlbio_teach.validation import BootstrapCI
-
-    rec = make_record(tiny_unet(), metrics={"F1@0.5": BootstrapCI(0.8, 0.7, 0.9, 0.95, 12)})
-    assert rec.metrics["F1@0.5"] == {"estimate": 0.8, "low": 0.7, "high": 0.9,
-                                     "confidence": 0.95, "n": 12, "method": "BCa"}
-    card = model_card(rec, intended_use="x", limitations="y")
-    assert "| F1@0.5 | 0.8 | 95% CI [0.7, 0.9] | method: BCa, n: 12 |" in card
-
-
-def test_rebuild_model_refuses_other_or_missing_weights(tmp_path):
-    rec = make_record(tiny_unet(seed=0))
-    rec.save(tmp_path)
-    torch.save(tiny_unet(seed=1).state_dict(), tmp_path / WEIGHTS_FILE)
-    with pytest.raises(ValueError, match="not the file the record describes"):
-        rebuild_model(tmp_path)
-    (tmp_path / WEIGHTS_FILE).unlink()
-    with pytest.raises(FileNotFoundError, match="weights file .* is missing"):
-        rebuild_model(tmp_path)
-    unsaved = make_record(tiny_unet())
-    with pytest.raises(ValueError, match="never saved"):
-        rebuild_model(unsaved, folder=tmp_path)
-
-
-def test_compare_metrics_flags_a_changed_score():
-    recorded = make_record(tiny_unet()).metrics
-    rows = {r["metric"]: r for r in compare_metrics(recorded, {"F1@0.5": 0.8125,
-                                                               "psnr": 27.0})}
-    assert rows["F1@0.5"]["match"] and rows["F1@0.5"]["abs_diff"] == 0
-    assert not rows["psnr"]["match"] and math.isclose(rows["psnr"]["abs_diff"], 0.5)
-    with pytest.raises(ValueError, match="No metric in common"):
-        compare_metrics(recorded, {"ssim": 0.9})
-
-
-# ------------------------------------------------------------------ model card, checklist
-
-def test_model_card_has_metrics_cis_and_dataset_licence():
-    rec = make_record(tiny_unet())
-    card = model_card(rec, intended_use="Nuclei in DSB-like images.",
-                      limitations="Not tested on tissue.", authors=["A. Student"])
-    assert "| F1@0.5 | 0.8125 | 95% CI [0.75, 0.87] | n: 40 |" in card
-    assert "| psnr | 27.5 | not computed |" in card
-    assert REGISTRY["stardist_nuclei"].licence in card
-    assert REGISTRY["blobs"].licence in card
-    assert REGISTRY["stardist_nuclei"].files["image"].sha256 in card
-    for heading in ("## Model details", "## Intended use", "## Training data",
-                    "## Validation", "## Training", "## Environment", "## Limitations",
-                    "## How to cite"):
-        assert heading in card, heading
-    assert "Not tested on tissue." in card and "10.1007/978-3-319-24574-4_28" in card
-    assert "| lr | 0.001 |" in card
-    with pytest.raises(ValueError, match="intended_use"):
-        model_card(rec, intended_use=" ", limitations="x")
-
-
-def test_checklist_answers_what_the_record_knows():
-    rec = make_record(tiny_unet())
-    rows = {r["key"]: r for r in fill_checklist(rec)}
-    assert set(rows) == {item.key for item in CHECKLIST}
-    for key in ("seed", "training_budget", "software_versions", "architecture",
-                "data_provenance", "data_splits", "split_independence", "metrics",
-                "confidence", "hyperparameters", "model_selection", "training_curves"):
-        assert rows[key]["status"] == "answered" and rows[key]["by"] == "run record", key
-    assert "seed 3" in rows["seed"]["answer"]
-    assert "'smoke'" in rows["training_budget"]["answer"]
-    assert f"torch {torch.__version__}" in rows["software_versions"]["answer"]
-    for key in ("ground_truth", "baselines", "generalisation", "limitations",
-                "quality_control", "weights_shared"):   # weights: not saved yet
-        assert rows[key]["status"] == "to fill in" and rows[key]["answer"] == "", key
-    # Without a record everything is to fill in; the authors' answers count.
-    blank = fill_checklist(answers={"baselines": "Otsu + watershed"})
-    assert {r["status"] for r in blank if r["key"] != "baselines"} == {"to fill in"}
-    assert [r["by"] for r in blank if r["key"] == "baselines"] == ["authors"]
-    with pytest.raises(KeyError, match="Unknown checklist keys"):
-        fill_checklist(rec, answers={"sed": "0"})
-
-
-def test_checklist_flags_leaky_splits_and_renders_markdown(tmp_path):
-    rec = make_record(tiny_unet(), splits={"train": [0, 1, 2], "test": [2, 3]},
-                      metrics={"psnr": 27.0})
-    rows = {r["key"]: r for r in fill_checklist(rec)}
-    assert rows["split_independence"]["status"] == "attention"
-    assert "[2]" in rows["split_independence"]["answer"]
-    assert rows["confidence"]["status"] == "attention"
-    rec.save(tmp_path)
-    text = checklist_markdown(rec, answers={"baselines": "Otsu + watershed"})
-    assert "- [!] **Are the splits independent" in text
-    assert "- [x] **Is the random seed reported" in text
-    assert "- [x] **Are the trained weights shared" in text and rec.weights_sha256 in text
-    assert "- [x] **Is the model compared" in text and "Otsu + watershed *(authors)*" in text
-    assert "- [ ] **Who made the ground truth" in text
-    assert "doi:10.1038/s41592-021-01205-4" in text and "## Evaluation" in text
-
-
-# ------------------------------------------------------------------ BioImage Model Zoo
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
@@ -487,3 +310,130 @@ def test_scale_range_matches_the_course_normalisation():
     np.testing.assert_allclose(ours, normalize_percentile(image, 1.0, 99.8), atol=1e-5)
     with pytest.raises(NotImplementedError, match="bioimageio.core"):
         _apply_ops(image, [{"id": "stardist_postprocessing", "kwargs": {}}], ["y", "x"])
+
+
+# ------------------------------------------------------------------ the named steps
+
+def small_tensors(net, step=4, **kwargs):
+    x = np.random.default_rng(0).gamma(2.0, 100.0, (1, 1, 16, 16)).astype(np.float32)
+    return describe_tensors(net, x, step=step, **kwargs)
+
+
+def staged(tmp_path, net, tensors, record=None):
+    root = tmp_path / "stage"
+    root.mkdir()
+    files = stage_files(root, net, tensors, architecture=models_module.__file__,
+                        documentation="# Tiny\n", record=record)
+    return root, files
+
+
+def describe(root, files, tensors, net, **kwargs):
+    args = dict(name=NAME, description="d", authors=AUTHORS, callable_name="UNet",
+                model_kwargs=net.config, n_parameters=sum(p.numel() for p in net.parameters()))
+    args.update(kwargs)
+    return build_description(root, files, tensors, **args)
+
+
+def test_describe_tensors_is_the_course_pipeline():
+    net = tiny_unet()
+    t = small_tensors(net, channel_names=["DAPI"])
+    np.testing.assert_allclose(t.model_input[0, 0], normalize_percentile(t.test_input[0, 0]),
+                               atol=1e-5)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(t.model_input)).numpy()
+    np.testing.assert_array_equal(t.test_output, expected)
+    assert t.test_output.dtype == np.float32 and t.step == 4
+    assert t.channel_names == ["DAPI"] and t.output_channel_names == ["channel0"]
+    raw = small_tensors(net, normalize=None)
+    assert [op["id"] for op in raw.preprocessing] == ["ensure_dtype", "ensure_dtype"]
+    np.testing.assert_array_equal(raw.model_input, raw.test_input)
+    with pytest.raises(ValueError, match="normalize must be percentiles"):
+        small_tensors(net, normalize=(99.0, 1.0))
+    with pytest.raises(ValueError, match="2 input / 1 output channel names"):
+        small_tensors(net, channel_names=["a", "b"])
+    with pytest.raises(ValueError, match="multiples of 32"):
+        small_tensors(net, step=32)
+
+
+def test_stage_files_writes_every_file_of_the_package(tmp_path):
+    net = tiny_unet()
+    rec = make_record(net)
+    root, files = staged(tmp_path, net, small_tensors(net), record=rec)
+    assert files["attachments"] == [RECORD_FILE]
+    named = {v for k, v in files.items() if k != "attachments"} | {RECORD_FILE}
+    assert {p.name for p in root.iterdir()} == named
+    assert (root / "README.md").read_text() == "# Tiny\n"
+    assert json.loads((root / RECORD_FILE).read_text())["seed"] == 3
+    assert (root / "models.py").read_bytes() == Path(models_module.__file__).read_bytes()
+    state = torch.load(root / WEIGHTS_FILE, weights_only=True)
+    assert state.keys() == net.state_dict().keys()
+    np.testing.assert_array_equal(np.load(root / "test_output.npy"),
+                                  small_tensors(net).test_output)
+
+
+def test_build_description_from_staged_files(tmp_path):
+    net = tiny_unet()
+    rec = make_record(net)
+    tensors = small_tensors(net)
+    root, files = staged(tmp_path, net, tensors, record=rec)
+    descr = describe(root, files, tensors, net, record=rec, tags=["nuclei"],
+                     cite=[{"text": "A paper", "doi": "10.1000/xyz"}])
+    assert descr.name == NAME and descr.tags == ["pytorch", "2d", "dlbio-teach", "nuclei"]
+    assert [str(c.doi) for c in descr.cite][:2] == ["10.1007/978-3-319-24574-4_28",
+                                                    "10.1000/xyz"]
+    assert [str(p.id) for p in descr.inputs[0].preprocessing] == [
+        "ensure_dtype", "scale_range", "ensure_dtype"]
+    config = descr.config.bioimageio
+    training = config.training.model_dump(exclude_none=True)
+    assert {k: training.get(k) for k in ("training_epochs", "training_batch_size",
+                                         "loss_function", "optimizer",
+                                         "training_duration")} == {
+        "training_epochs": 3, "training_batch_size": 16, "loss_function": "mse",
+        "optimizer": "Adam", "training_duration": 1.5}
+    assert training["initial_learning_rate"] == pytest.approx(1e-3)
+    tol = config.reproducibility_tolerance[0].absolute_tolerance
+    assert 0 < tol < 0.01 * float(tensors.test_output.max())
+    assert descr.weights.pytorch_state_dict.architecture.kwargs == net.config
+    with pytest.raises(ValueError, match="SPDX"):
+        describe(root, files, tensors, net, license="MIT-ish")
+    with pytest.raises(ValueError, match="bioimageio.spec rejected"):
+        describe(root, files, tensors, net, description="x" * 2000)   # over 1024
+
+
+def test_validate_package_keeps_only_a_valid_zip(tmp_path):
+    net = tiny_unet()
+    tensors = small_tensors(net)
+    root, files = staged(tmp_path, net, tensors)
+    descr = describe(root, files, tensors, net)
+    path = tmp_path / "out" / "tiny.zip"
+    summary = validate_package(descr, root, path)
+    assert summary.status == "valid-format" and path.is_file()
+    assert {"rdf.yaml", WEIGHTS_FILE, "README.md"} <= set(zipfile.ZipFile(path).namelist())
+    (root / "cover.png").unlink()                   # a file of the description is gone
+    with pytest.raises(ValueError, match="FileDescr"):
+        validate_package(descr, root, path)
+    assert not path.exists()                          # never an invalid package left behind
+
+
+@pytest.mark.parametrize("top", [0.054030363, 0.0034038743, 0.07679714, 0.05, 1e-4])
+def test_tolerance_is_strictly_inside_the_spec_bound(top):
+    """bioimageio.spec checks absolute_tolerance <= 0.01 * y.max() in float32; 0.01 * top
+    in float64 (the old rule) was above that bound for about one small maximum in seven."""
+    y = np.zeros((1, 1, 8, 8), np.float32)
+    y[0, 0, 0, 0] = top
+    tol = _tolerances(y)[0]["absolute_tolerance"]
+    assert tol < y.max() * 0.01 and tol <= 1e-3
+    assert tol >= 0.004 * float(y.max())             # not needlessly strict
+
+
+def test_a_small_output_maximum_still_validates(tmp_path):
+    """End to end: a test output whose maximum made the old tolerance fail the spec."""
+    net = tiny_unet()
+    t = small_tensors(net)
+    y = np.linspace(0, 1, t.test_output.size, dtype=np.float32).reshape(t.test_output.shape)
+    y *= np.float32(0.054030363)
+    assert min(1e-3, 0.01 * float(y.max())) > y.max() * 0.01    # the old rule's failure
+    t = PackageTensors(**{**vars(t), "test_output": y})
+    root, files = staged(tmp_path, net, t)
+    summary = validate_package(describe(root, files, t, net), root, tmp_path / "small.zip")
+    assert summary.status == "valid-format", summary.format()

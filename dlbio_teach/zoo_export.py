@@ -1,0 +1,512 @@
+"""Export a trained network as a BioImage Model Zoo package (format 0.5), offline.
+
+:func:`export_bioimageio` is a short sequence of named steps, each usable on its own:
+
+1. the arguments are checked before anything is written;
+2. :func:`describe_tensors` -- the test input, its pre-processing (``scale_range`` as the
+   course's percentile normalisation) and the network's test output;
+3. :func:`stage_files` -- weights, the architecture's source file, test tensors, sample
+   images, cover, README (the model card) and the run record, in a staging folder;
+4. :func:`~dlbio_teach.zoo.build_description` -- the ``ModelDescr`` of those files;
+5. :func:`~dlbio_teach.zoo.validate_package` -- the zip is written and checked offline
+   (see :mod:`dlbio_teach.zoo`, *Offline validation*); an invalid zip is not kept;
+6. :func:`~dlbio_teach.zoo_import.reproduce_test_outputs` -- the zip, loaded back as a
+   zoo user would, must give its own test output.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .model_card import model_card
+from .records import (
+    RECORD_FILE,
+    WEIGHTS_FILE,
+    RunRecord,
+    _plain,
+    save_weights,
+    state_sha256,
+)
+from .zoo import (
+    PackageTensors,
+    _apply_ops,
+    _license_id,
+    build_description,
+    validate_package,
+)
+from .zoo_import import load_bioimageio, reproduce_test_outputs
+
+__all__ = ["export_bioimageio", "BioimageioExport", "describe_tensors", "stage_files"]
+
+_INPUT_DTYPES = ("float32", "float64", "uint8", "int8", "uint16", "int16", "uint32",
+                 "int32", "uint64", "int64")
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_+\- ()]{5,128}$")
+
+_AXES = ["batch", "channel", "y", "x"]
+
+
+# --------------------------------------------------------------------------------------
+# Checking the arguments
+# --------------------------------------------------------------------------------------
+
+def _check_target(path, name, description, overwrite: bool) -> Path:
+    path = Path(path)
+    if path.suffix != ".zip":
+        raise ValueError(f"path must end with .zip (a zoo package), got {path}.")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(f"name {name!r} is not a valid zoo name: 5 to 128 characters among "
+                         "letters, digits, spaces and _+-() (e.g. 'Nuclei U-Net (course)').")
+    if not isinstance(description, str) or not description.strip():
+        raise ValueError("description must be a non-empty text (up to 1024 characters).")
+    return path
+
+
+def _check_test_input(test_input) -> np.ndarray:
+    x = np.asarray(test_input)
+    if x.ndim != 4:
+        raise ValueError(f"test_input must have 4 dimensions (N, C, Y, X), got shape "
+                         f"{x.shape}. For one 2D image use image[None, None].")
+    if x.dtype.name not in _INPUT_DTYPES:
+        raise ValueError(f"test_input has dtype {x.dtype}; give one of {_INPUT_DTYPES} "
+                         "(e.g. image.astype(np.float32)).")
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+        raise ValueError("test_input contains NaN or infinite values; replace them first.")
+    return x
+
+
+def _check_sides(x: np.ndarray, step: int) -> None:
+    if step < 1:
+        raise ValueError(f"step must be a positive integer, got {step}.")
+    if x.shape[2] % step or x.shape[3] % step:
+        ys, xs = x.shape[2] // step * step, x.shape[3] // step * step
+        raise ValueError(f"test_input is {x.shape[2]}x{x.shape[3]} pixels, but the package "
+                         f"declares sides that are multiples of {step} (2**depth for a "
+                         f"U-Net). Crop it: test_input[..., :{ys}, :{xs}].")
+
+
+def _model_kwargs(model: torch.nn.Module, model_kwargs, x: np.ndarray) -> dict:
+    if model_kwargs is None:
+        model_kwargs = getattr(model, "config", None)
+        if not isinstance(model_kwargs, Mapping):
+            raise ValueError(f"{type(model).__name__} has no `.config` dict; pass its "
+                             "constructor arguments as model_kwargs= (they go into "
+                             "rdf.yaml, so that a zoo user can build the network).")
+    model_kwargs = dict(model_kwargs)
+    in_channels = model_kwargs.get("in_channels")
+    if in_channels is not None and x.shape[1] != in_channels:
+        raise ValueError(f"test_input has {x.shape[1]} channel(s) (axis 1 of {x.shape}), "
+                         f"but the model takes {in_channels}.")
+    return model_kwargs
+
+
+def _architecture_file(model: torch.nn.Module, architecture, callable_name: str) -> Path:
+    if architecture is None:
+        architecture = inspect.getsourcefile(type(model))
+        if architecture is None:
+            raise ValueError(f"The source of {type(model).__name__} cannot be found; pass "
+                             "architecture= (a self-contained .py file).")
+    architecture = Path(architecture)
+    if not architecture.is_file() or architecture.suffix != ".py":
+        raise FileNotFoundError(f"architecture must be an existing .py file, got "
+                                f"{architecture}.")
+    _check_architecture_file(architecture, callable_name)
+    return architecture
+
+
+def _check_architecture_file(path: Path, callable_name: str) -> None:
+    """The architecture file must be self-contained: a zoo user has only this file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            bad.append(f"line {node.lineno}: relative import from {'.' * node.level}"
+                       f"{node.module or ''}")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == \
+                "dlbio_teach":
+            bad.append(f"line {node.lineno}: from {node.module} import ...")
+        elif isinstance(node, ast.Import):
+            bad += [f"line {node.lineno}: import {a.name}" for a in node.names
+                    if a.name.split(".")[0] == "dlbio_teach"]
+    if bad:
+        raise ValueError(f"The architecture file {path} imports other modules of its "
+                         f"package ({'; '.join(bad)}), which a zoo user will not have. "
+                         "Give a self-contained file with `architecture=` (only torch, "
+                         "numpy and the standard library).")
+    top = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+    if callable_name not in top:
+        raise ValueError(f"{path} defines no top-level class or function "
+                         f"{callable_name!r} (it has {sorted(top)}); pass callable_name=.")
+
+
+def _check_record(record: RunRecord, model: torch.nn.Module, model_kwargs: Mapping) -> None:
+    """The model must be the one the run record describes, with the same weights."""
+    if record.model.get("class_name") != type(model).__name__ or \
+            record.model.get("kwargs") != _plain(model_kwargs):
+        raise ValueError("The model is not the one the run record describes: record "
+                         f"{record.model.get('class_name')}({record.model.get('kwargs')}), "
+                         f"model {type(model).__name__}({_plain(model_kwargs)}).")
+    if record.model.get("state_sha256") != state_sha256(model):
+        raise ValueError("The model's weights differ from those of the run record "
+                         "(state_sha256). Export the network the record was made from "
+                         "(e.g. rebuild_model(folder)).")
+
+
+# --------------------------------------------------------------------------------------
+# Step 1: the test tensors
+# --------------------------------------------------------------------------------------
+
+def _preprocessing_ops(normalize) -> list:
+    ops = [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}]
+    if normalize is not None:
+        low, high = map(float, normalize)
+        if not 0 <= low < high <= 100 or high <= 1:
+            raise ValueError(f"normalize must be percentiles (low, high) with 0 <= low < "
+                             f"high <= 100 and high > 1, got {normalize}.")
+        ops.append({"id": "scale_range", "kwargs": {
+            "axes": ["channel", "y", "x"], "min_percentile": low, "max_percentile": high,
+            "eps": 1e-6}})
+    return ops + [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}]
+
+
+def _run(net: torch.nn.Module, x_model: np.ndarray, x: np.ndarray, step: int) -> np.ndarray:
+    try:
+        with torch.no_grad():
+            y = net(torch.from_numpy(np.ascontiguousarray(x_model)))
+    except Exception as err:
+        raise ValueError(f"The model failed on the test input of shape {x.shape} "
+                         f"({type(err).__name__}: {err}). Check the number of channels and "
+                         f"that the sides suit the network (declared step: {step}).") from err
+    if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[0] != x.shape[0] \
+            or tuple(y.shape[2:]) != tuple(x.shape[2:]):
+        raise ValueError(f"The model must return one (N, C, Y, X) tensor of the input's "
+                         f"size, got {getattr(y, 'shape', type(y))} for input {x.shape}.")
+    return y.numpy().astype(np.float32)
+
+
+def describe_tensors(net: torch.nn.Module, test_input: np.ndarray, *,
+                     normalize: tuple | None = (1.0, 99.8), step: int = 1,
+                     channel_names: Sequence[str] | None = None,
+                     output_channel_names: Sequence[str] | None = None) -> PackageTensors:
+    """Prepare the test input as the package will, and compute the test output.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network, on the CPU in evaluation mode (float32).
+    test_input : ndarray
+        ``(N, C, Y, X)`` raw image(s); ``Y`` and ``X`` multiples of ``step``.
+    normalize : (float, float) or None
+        Percentiles of a ``scale_range`` step over (channel, y, x) of each image;
+        ``None`` when the input is already normalised.
+    step : int
+        Declared sides are ``step * k`` pixels.
+    channel_names, output_channel_names : sequence of str, optional
+        Default ``channel0``, ``channel1``, ...
+
+    Returns
+    -------
+    PackageTensors
+
+    Examples
+    --------
+    >>> net = torch.nn.Conv2d(1, 2, 3, padding=1).eval()
+    >>> x = np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8)
+    >>> t = describe_tensors(net, x, step=4)
+    >>> t.test_output.shape, t.output_channel_names, [op["id"] for op in t.preprocessing]
+    ((1, 2, 8, 8), ['channel0', 'channel1'], ['ensure_dtype', 'scale_range', 'ensure_dtype'])
+    """
+    x = _check_test_input(test_input)
+    _check_sides(x, step)
+    ops = _preprocessing_ops(normalize)
+    x_model = _apply_ops(x, ops, _AXES)
+    y = _run(net, x_model, x, step)
+    n_in, n_out = x.shape[1], y.shape[1]
+    channel_names = list(channel_names or [f"channel{i}" for i in range(n_in)])
+    output_channel_names = list(output_channel_names or [f"channel{i}" for i in range(n_out)])
+    if len(channel_names) != n_in or len(output_channel_names) != n_out:
+        raise ValueError(f"{len(channel_names)} input / {len(output_channel_names)} output "
+                         f"channel names given for {n_in} / {n_out} channels.")
+    return PackageTensors(test_input=x, model_input=x_model, test_output=y,
+                          preprocessing=ops, step=step, channel_names=channel_names,
+                          output_channel_names=output_channel_names)
+
+
+# --------------------------------------------------------------------------------------
+# Step 2: the files
+# --------------------------------------------------------------------------------------
+
+def _cover(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 2), dpi=100)
+    for i, (img, label) in enumerate(((x, "input"), (y, "output"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        ax.imshow(np.asarray(img[0, 0], dtype=np.float32), cmap="magma")
+        ax.set_title(label, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+
+
+def _sample_tif(path: Path, array: np.ndarray) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, np.ascontiguousarray(array[0].squeeze()))
+
+
+def _documentation(record: RunRecord | None, *, name: str, description: str,
+                   intended_use: str | None, limitations: str | None) -> str:
+    """The README: the model card with a run record, else a short text."""
+    if record is None:
+        return (f"# {name}\n\n{description}\n\n## Validation\n\nNot reported in this "
+                "package: check the model on a few annotated images of your own before "
+                "using it.\n")
+    return model_card(record, title=name, intended_use=intended_use or description,
+                      limitations=limitations or "Not stated by the exporter: ask the "
+                                                 "authors before using it on other images.")
+
+
+def stage_files(root, net: torch.nn.Module, tensors: PackageTensors, *, architecture,
+                documentation: str, record: RunRecord | None = None) -> dict:
+    """Write the files of a package into the folder ``root``.
+
+    Parameters
+    ----------
+    root : path
+        An existing (staging) folder.
+    net : torch.nn.Module
+        The network whose state dict is written (``weights.pt``).
+    tensors : PackageTensors
+        From :func:`describe_tensors`.
+    architecture : path
+        The self-contained source file that defines the network; copied.
+    documentation : str
+        Markdown README.
+    record : RunRecord, optional
+        Written as ``run_record.json`` (an attachment).
+
+    Returns
+    -------
+    dict
+        Role -> file name in ``root``: ``weights``, ``architecture``, ``test_input``,
+        ``test_output``, ``sample_input``, ``sample_output``, ``cover``,
+        ``documentation``, and ``attachments`` (a list).
+
+    Examples
+    --------
+    >>> import tempfile, dlbio_teach.models as models
+    >>> net = models.UNet(1, 1, depth=1, base_channels=4).eval()
+    >>> t = describe_tensors(net, np.ones((1, 1, 8, 8), np.float32), step=2)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     files = stage_files(tmp, net, t, architecture=models.__file__,
+    ...                         documentation="# Demo")
+    ...     sorted(p.name for p in Path(tmp).iterdir()) == sorted(
+    ...         v for k, v in files.items() if k != "attachments")
+    True
+    """
+    root, architecture = Path(root), Path(architecture)
+    files = {"weights": WEIGHTS_FILE, "architecture": architecture.name,
+             "test_input": "test_input.npy", "test_output": "test_output.npy",
+             "sample_input": "sample_input.tif", "sample_output": "sample_output.tif",
+             "cover": "cover.png", "documentation": "README.md", "attachments": []}
+    save_weights(net, root / files["weights"])
+    shutil.copyfile(architecture, root / files["architecture"])
+    np.save(root / files["test_input"], tensors.test_input, allow_pickle=False)
+    np.save(root / files["test_output"], tensors.test_output, allow_pickle=False)
+    _sample_tif(root / files["sample_input"], tensors.test_input)
+    _sample_tif(root / files["sample_output"], tensors.test_output)
+    _cover(root / files["cover"], tensors.model_input, tensors.test_output)
+    (root / files["documentation"]).write_text(documentation, encoding="utf-8")
+    if record is not None:
+        (root / RECORD_FILE).write_text(record.to_json(), encoding="utf-8")
+        files["attachments"].append(RECORD_FILE)
+    return files
+
+
+# --------------------------------------------------------------------------------------
+# The export
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class BioimageioExport:
+    """What :func:`export_bioimageio` wrote and how it checked out.
+
+    Attributes
+    ----------
+    path : Path
+        The zip package.
+    status : str
+        Overall status of the offline ``bioimageio.spec`` validation of the zip:
+        ``"valid-format"`` (format and files valid; ``"passed"`` needs bioimageio.core's
+        dynamic tests, which are not run here).
+    summary : str
+        The validation summary as Markdown (``ValidationSummary.format()``).
+    max_abs_diff : float
+        Largest difference between the packaged test output and the output recomputed
+        from the zip (loaded back as a zoo user would).
+    folder : Path or None
+        The unpacked package, when ``folder=`` was given.
+    """
+
+    path: Path
+    status: str
+    summary: str
+    max_abs_diff: float
+    folder: Path | None = None
+
+
+def _check_reproduction(path: Path, y: np.ndarray) -> float:
+    loaded = load_bioimageio(path, trust_code=True)   # our own file: safe to run
+    diff = reproduce_test_outputs(loaded)
+    tolerance = 1e-4 * max(1.0, float(np.abs(y).max()))
+    if diff > tolerance:
+        raise RuntimeError(f"The package does not reproduce its own test output (max abs "
+                           f"difference {diff:.3g} > {tolerance:.3g}): the architecture file "
+                           "or its arguments do not build the network that was exported.")
+    return diff
+
+
+def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, name: str,
+                      description: str, authors, record: RunRecord | None = None,
+                      license: str = "MIT", cite: Sequence[Mapping] = (),
+                      tags: Sequence[str] = (), architecture=None,
+                      callable_name: str | None = None, model_kwargs: Mapping | None = None,
+                      normalize: tuple | None = (1.0, 99.8), step: int | None = None,
+                      channel_names: Sequence[str] | None = None,
+                      output_channel_names: Sequence[str] | None = None,
+                      documentation: str | None = None, intended_use: str | None = None,
+                      limitations: str | None = None, folder=None,
+                      overwrite: bool = False) -> BioimageioExport:
+    """Package a trained network for the BioImage Model Zoo (format 0.5), check it offline
+    and show that the zip reproduces its own test output.
+
+    The steps (see the module's docstring): check the arguments, :func:`describe_tensors`,
+    :func:`stage_files`, :func:`~dlbio_teach.zoo.build_description`,
+    :func:`~dlbio_teach.zoo.validate_package`, and
+    :func:`~dlbio_teach.zoo_import.reproduce_test_outputs` on the zip loaded back.
+
+    The package holds ``rdf.yaml`` (a ``ModelDescr`` of ``bioimageio.spec``), the state
+    dict (``pytorch_state_dict`` weights), a copy of the architecture's source file, the
+    test input and output (``.npy``), sample images (``.tif``), a cover (``.png``), a
+    README (the model card when ``record`` is given) and ``run_record.json``.
+
+    Architecture: the weights entry points at a copy of the file that defines the
+    network (``ArchitectureFromFileDescr``), by default ``dlbio_teach/models.py``, which
+    imports only ``torch``; a zoo user therefore needs no ``dlbio_teach``. A file that
+    imports its own package is refused.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained network; a CPU copy in evaluation mode is exported.
+    path : path
+        The zip to write (``.zip``).
+    test_input : ndarray
+        ``(N, C, Y, X)`` raw image(s), before normalisation; ``Y`` and ``X`` must be
+        multiples of ``step``.
+    name, description : str
+        Zoo name (5-128 letters, digits, spaces, ``_+-()``) and a one-paragraph summary.
+    authors : sequence of str or dict
+        Names, or dicts with ``name``, ``affiliation``, ``email``, ``orcid``.
+    record : RunRecord, optional
+        Its model card becomes the README, it is attached, its training settings fill
+        ``config.bioimageio.training``; the model must be the one it describes.
+    license : str
+        SPDX identifier of the weights' licence (the course's code is MIT).
+    cite : sequence of dict
+        ``{"text": ..., "doi": ...}`` or ``{"text": ..., "url": ...}``; the
+        architecture's and the record's datasets' citations are added.
+    tags : sequence of str
+        Added to ``pytorch``, ``2d`` and ``dlbio-teach``.
+    architecture : path, optional
+        Self-contained source file of the network; default the file defining its class.
+    callable_name : str, optional
+        Class or function in that file; default the model's class name.
+    model_kwargs : dict, optional
+        Constructor arguments; default ``model.config``.
+    normalize : (float, float) or None
+        Percentiles of a ``scale_range`` pre-processing step over (channel, y, x) of each
+        image, as :func:`~dlbio_teach.preprocessing.normalize_percentile` (up to its
+        ``eps``); ``None`` when the input is given already normalised.
+    step : int, optional
+        Input sides must be ``step * k`` (k >= 1); default ``model.multiple``
+        (``2**depth`` for the U-Net), else 1.
+    channel_names, output_channel_names : sequence of str, optional
+        Default ``channel0``, ``channel1``, ...
+    documentation : str, optional
+        Markdown README; default the model card (with ``record``) or a short text.
+    intended_use, limitations : str, optional
+        For the model card (default: the description; "not stated").
+    folder : path, optional
+        Also unpack the package there (files of the same names are replaced).
+    overwrite : bool
+        Replace an existing zip.
+
+    Returns
+    -------
+    BioimageioExport
+        The zip path, the validation status and summary, and the reproduction error.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dlbio_teach.models import UNet
+    >>> net = UNet(1, 1, depth=1, base_channels=4).eval()
+    >>> x = np.random.default_rng(0).random((1, 1, 32, 32), dtype=np.float32)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = export_bioimageio(net, Path(tmp) / "demo.zip", test_input=x,
+    ...                             name="Demo U-Net", description="An untrained demo.",
+    ...                             authors=["A. Student"])
+    ...     out.status, out.max_abs_diff < 1e-5
+    ('valid-format', True)
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    path = _check_target(path, name, description, overwrite)
+    x = _check_test_input(test_input)
+    model_kwargs = _model_kwargs(model, model_kwargs, x)
+    step = int(step or getattr(model, "multiple", 1))
+    _check_sides(x, step)
+    callable_name = callable_name or type(model).__name__
+    architecture = _architecture_file(model, architecture, callable_name)
+    if record is not None:
+        _check_record(record, model, model_kwargs)
+    _license_id(license)
+    net = copy.deepcopy(model).cpu().float().eval()
+    tensors = describe_tensors(net, x, normalize=normalize, step=step,
+                               channel_names=channel_names,
+                               output_channel_names=output_channel_names)
+    if documentation is None:
+        documentation = _documentation(record, name=name, description=description,
+                                       intended_use=intended_use, limitations=limitations)
+    with tempfile.TemporaryDirectory(prefix="dlbio-bioimageio-") as tmp:
+        files = stage_files(tmp, net, tensors, architecture=architecture,
+                            documentation=documentation, record=record)
+        descr = build_description(
+            tmp, files, tensors, name=name, description=description, authors=authors,
+            callable_name=callable_name, model_kwargs=model_kwargs, record=record,
+            n_parameters=sum(p.numel() for p in net.parameters()), license=license,
+            cite=cite, tags=tags)
+        summary = validate_package(descr, tmp, path)
+    if folder is not None:
+        folder = Path(folder)
+        with zipfile.ZipFile(path) as archive:
+            archive.extractall(folder)   # replaces the package's files, no others
+    diff = _check_reproduction(path, tensors.test_output)
+    return BioimageioExport(path=path, status=summary.status, summary=summary.format(),
+                            max_abs_diff=diff, folder=folder)
