@@ -8,6 +8,9 @@ __all__ = ["check_image", "check_network_input", "check_labels", "normalize_perc
            "labelled_patches"]
 
 
+_LAYOUTS = {2: "an image (Y, X)", 3: "a stack of images (N, Y, X)"}
+
+
 def check_image(image, *, ndim=(2,), name: str = "image", min_size: int = 1) -> np.ndarray:
     """Return ``image`` as a float32 array after checking what a network can take.
 
@@ -21,14 +24,15 @@ def check_image(image, *, ndim=(2,), name: str = "image", min_size: int = 1) -> 
     """
     array = np.asarray(image)
     if array.ndim not in ndim:
+        layouts = " or ".join(_LAYOUTS.get(n, f"{n} axes") for n in ndim)
         hint = ""
-        if array.ndim == 3 and 2 in ndim:
+        if array.ndim == max(ndim) + 1 and array.shape[-1] in (3, 4):
+            hint = (" It looks like colour images with their channels last: keep one channel, "
+                    "e.g. image[..., 0], or convert to grey with skimage.color.rgb2gray(image).")
+        elif array.ndim == 3 and 2 in ndim:
             hint = (" For a colour or multi-channel image pick one channel, e.g. "
-                    "image[..., 0] (channels last) or image[0] (channels first)")
-            hint += (", or convert it to grey with skimage.color.rgb2gray(image)."
-                     if array.shape[-1] in (3, 4) else ".")
-        raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} dimensions "
-                         f"(Y, X), got shape {array.shape}.{hint}")
+                    "image[0] (channels first); for a stack, pass one image at a time.")
+        raise ValueError(f"{name} must be {layouts}, got shape {array.shape}.{hint}")
     _check_dtype(array, name)
     return _check_values(array.astype(np.float32, copy=False), name, min_size,
                          "use a larger image or a smaller patch")

@@ -1,6 +1,7 @@
 """Instance segmentation of nuclei: a classical baseline and U-Nets, with one API.
 
-The same four calls serve every formulation (the U-Net's three classes, its distance map):
+The same four calls serve every formulation (the U-Net's three classes, its distance map,
+StarDist's polygons, see :mod:`dlbio_teach.star`):
 :class:`SegmentationConfig` (sizes from the run profile), :func:`train_segmentation`
 (one call, writes the run record with ``run_dir=``), :func:`segment` (a trained network
 and an image in, instance labels out; tiled for large images) and :func:`tune_thresholds`
@@ -28,11 +29,20 @@ from scipy import ndimage as ndi
 from skimage import feature, filters, measure, segmentation
 from torch.nn import functional as F
 
+from .augment import Augmentation, SegmentationTransform
 from .metrics import match_dataset
 from .models import UNet
 from .prediction import predict
 from .preprocessing import check_image, check_labels, random_patches
 from .runtime import Profile
+from .star import (
+    DEFAULT_N_RAYS,
+    StarDistLoss,
+    check_n_rays,
+    instances_from_star,
+    star_targets,
+    star_threshold_grid,
+)
 from .training import fit
 
 __all__ = ["BACKGROUND", "INTERIOR", "BOUNDARY", "three_class_targets", "class_weights",
@@ -222,8 +232,9 @@ def label_tiles_separately(image, segment, *, tile_size: int) -> np.ndarray:
 
 # --- Training, decoding and tuning: one shape for every formulation ----------------------
 
-#: What a U-Net learns to predict, three classes or the distance to the nucleus edge.
-FORMULATIONS = ("three_class", "distance")
+#: What a U-Net learns to predict, three classes, the distance to the nucleus edge, or
+#: StarDist's object probability and radial distances.
+FORMULATIONS = ("three_class", "distance", "stardist")
 OUTPUT_CHANNELS = {"three_class": 3, "distance": 1}
 SEED_THRESHOLDS = tuple(float(s) for s in np.round(np.arange(0.3, 0.95, 0.05), 2))
 FOREGROUND_THRESHOLDS = (0.05, 0.1, 0.2)
@@ -240,8 +251,11 @@ class SegmentationConfig:
     """Everything that defines one segmentation training; stored in the run record.
 
     ``formulation`` is what the U-Net learns: ``"three_class"`` (background / interior /
-    boundary, weighted cross-entropy) or ``"distance"`` (:func:`distance_targets`, mean
-    squared error). ``n_val_patches`` defaults to ``max(32, n_patches // 4)``.
+    boundary, weighted cross-entropy), ``"distance"`` (:func:`distance_targets`, mean
+    squared error) or ``"stardist"`` (:func:`~dlbio_teach.star.star_targets` with
+    ``n_rays`` rays, :class:`~dlbio_teach.star.StarDistLoss`; ``n_rays`` a multiple of 4
+    when ``augment``, so that rotations map rays onto rays). ``n_val_patches`` defaults
+    to ``max(32, n_patches // 4)``.
     """
 
     formulation: str
@@ -255,13 +269,20 @@ class SegmentationConfig:
     augment: bool = True
     n_val_patches: int | None = None
     profile: str | None = None
+    n_rays: int = DEFAULT_N_RAYS
 
     def __post_init__(self):
-        """Check the formulation, and that the patch size is a multiple of ``2 ** depth``."""
+        """Check the formulation, the patch size (a multiple of ``2 ** depth``), the rays."""
         _check_formulation(self.formulation)
         if self.patch_size % 2 ** self.depth:
             raise ValueError(f"patch_size {self.patch_size} must be a multiple of "
                              f"2**depth = {2 ** self.depth}.")
+        if self.formulation == "stardist":
+            check_n_rays(self.n_rays)
+            if self.augment and self.n_rays % 4:
+                raise ValueError(f"n_rays must be a multiple of 4 for augment=True (90-degree "
+                                 f"rotations turn ray j into ray j + n_rays / 4), got "
+                                 f"{self.n_rays}; use 16, 32 or 64, or augment=False.")
 
     @classmethod
     def from_profile(cls, formulation: str, profile: Profile,
@@ -286,24 +307,36 @@ class SegmentationConfig:
     @property
     def n_outputs(self) -> int:
         """Output channels of the network."""
+        if self.formulation == "stardist":
+            return 1 + self.n_rays
         return OUTPUT_CHANNELS[self.formulation]
 
     def to_dict(self) -> dict:
-        """The configuration as plain data."""
-        return asdict(self)
+        """The configuration as plain data (``n_rays`` only for StarDist)."""
+        values = asdict(self)
+        if self.formulation != "stardist":
+            del values["n_rays"]
+        return values
 
 
-def training_targets(labels, *, formulation: str) -> np.ndarray:
+def training_targets(labels, *, formulation: str, n_rays: int = DEFAULT_N_RAYS) -> np.ndarray:
     """What the network learns from each instance mask of a stack ``(N, Y, X)``.
+
+    Classes ``(N, Y, X)``, distances ``(N, Y, X)``, or StarDist's ``(N, 1 + n_rays, Y, X)``
+    (whose labels must be numbered 1..N without holes:
+    :func:`~dlbio_teach.star.prepare_star_labels`).
 
     Examples
     --------
     >>> lab = np.zeros((1, 6, 6), int); lab[0, 1:5, 1:5] = 1
     >>> training_targets(lab, formulation="three_class").dtype
     dtype('int64')
+    >>> training_targets(lab, formulation="stardist", n_rays=8).shape
+    (1, 9, 6, 6)
     """
-    make = {"three_class": three_class_targets,
-            "distance": distance_targets}[_check_formulation(formulation)]
+    if _check_formulation(formulation) == "stardist":
+        return np.stack([star_targets(t, n_rays) for t in np.asarray(labels)])
+    make = {"three_class": three_class_targets, "distance": distance_targets}[formulation]
     return np.stack([make(t) for t in np.asarray(labels)])
 
 
@@ -329,9 +362,29 @@ def _check_stacks(images, labels, *, name: str, patch_size: int):
     return images, np.stack([check_labels(t, name=f"{name} labels") for t in labels])
 
 
+def _patches(images, targets, patch_size: int, n_patches: int, seed: int):
+    """The same windows of the images and of their targets ``(N, Y, X)`` or ``(N, C, Y, X)``."""
+    if targets.ndim == 3:
+        return random_patches([images, targets], patch_size, n_patches, seed=seed)
+    x, *channels = random_patches([images, *np.moveaxis(targets, 1, 0)], patch_size,
+                                  n_patches, seed=seed)
+    return x, np.stack(channels, axis=1)
+
+
+def _transform(config: SegmentationConfig, augmentation: Augmentation | None):
+    """``fit``'s ``(augment, transform)``: StarDist's rays turn with the image in the
+    transform, not in ``fit``'s flips, which know nothing of rays."""
+    if config.formulation != "stardist" and augmentation is None:
+        return config.augment, None
+    flips = config.augment and config.formulation == "stardist"
+    return config.augment and not flips, SegmentationTransform(augmentation,
+                                                                config.formulation, flips=flips)
+
+
 def train_segmentation(config: SegmentationConfig, images, labels, val_images, val_labels, *,
                        seed: int = 0, device=None, model=None, run_dir=None,
-                       record: dict | None = None, checkpoint_dir=None, progress: bool = True):
+                       record: dict | None = None, checkpoint_dir=None, progress: bool = True,
+                       augmentation: Augmentation | None = None):
     """Train a U-Net to segment nuclei; return ``(model, history)``.
 
     Parameters
@@ -354,6 +407,10 @@ def train_segmentation(config: SegmentationConfig, images, labels, val_images, v
     checkpoint_dir : path, optional
         Checkpoints to resume an interrupted training (see :func:`~dlbio_teach.training.fit`).
     progress : bool
+    augmentation : Augmentation, optional
+        Random intensity, blur, noise and zoom changes of each training batch
+        (:mod:`dlbio_teach.augment`), on top of ``config.augment``'s flips and rotations;
+        ``None`` (default) adds none.
 
     Examples
     --------
@@ -369,33 +426,46 @@ def train_segmentation(config: SegmentationConfig, images, labels, val_images, v
     images, labels = _check_stacks(images, labels, name="training", patch_size=config.patch_size)
     val_images, val_labels = _check_stacks(val_images, val_labels, name="validation",
                                            patch_size=config.patch_size)
-    targets = training_targets(labels, formulation=config.formulation)
-    val_targets = training_targets(val_labels, formulation=config.formulation)
+    targets = training_targets(labels, formulation=config.formulation, n_rays=config.n_rays)
+    val_targets = training_targets(val_labels, formulation=config.formulation,
+                                   n_rays=config.n_rays)
     if config.formulation == "three_class":
         loss_fn = WeightedCrossEntropy(class_weights(targets))
         extra = {"class_weights": loss_fn.weights.tolist()}
+    elif config.formulation == "stardist":
+        loss_fn, extra = StarDistLoss(), {}
     else:
         loss_fn, extra = F.mse_loss, {}
+    if augmentation is not None:
+        extra["augmentation"] = augmentation.to_dict()
     n_val = config.n_val_patches or max(32, config.n_patches // 4)
-    train = random_patches([images, targets], config.patch_size, config.n_patches, seed=seed)
-    val = random_patches([val_images, val_targets], config.patch_size, n_val, seed=1)
+    train = _patches(images, targets, config.patch_size, config.n_patches, seed)
+    val = _patches(val_images, val_targets, config.patch_size, n_val, 1)
     if model is None:
         torch.manual_seed(seed)
         model = UNet(1, config.n_outputs, depth=config.depth, base_channels=config.base_channels)
+    elif config.formulation == "stardist" and getattr(model, "config", {}).get(
+            "out_channels", config.n_outputs) != config.n_outputs:
+        raise ValueError(f"the model has {model.config['out_channels']} output channels; "
+                         f"StarDist with n_rays={config.n_rays} needs 1 + n_rays = "
+                         f"{config.n_outputs}.")
+    augment, transform = _transform(config, augmentation)
     record = dict(record or {})
     record["hyperparameters"] = {**config.to_dict(), **extra,
                                  **record.get("hyperparameters", {})}
     record.setdefault("profile", config.profile)
     history = fit(model, train, val, loss_fn=loss_fn, epochs=config.epochs,
-                  batch_size=config.batch_size, lr=config.lr, augment=config.augment,
-                  device=device, seed=seed, progress=progress, run_dir=run_dir, record=record,
-                  checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None)
+                  batch_size=config.batch_size, lr=config.lr, augment=augment,
+                  transform=transform, device=device, seed=seed, progress=progress,
+                  run_dir=run_dir, record=record, checkpoint_dir=checkpoint_dir,
+                  resume=checkpoint_dir is not None)
     return model, history
 
 
 def predict_maps(model, image, *, formulation: str, tile_size: int | None = None,
                  device=None) -> np.ndarray:
-    """The network's maps for one image: class probabilities ``(3, Y, X)`` or distance.
+    """The network's maps for one image: class probabilities ``(3, Y, X)``, distance
+    ``(Y, X)``, or StarDist's probability and ray distances ``(1 + n_rays, Y, X)``.
 
     Examples
     --------
@@ -407,15 +477,23 @@ def predict_maps(model, image, *, formulation: str, tile_size: int | None = None
     output = predict(model, image, tile_size=tile_size, device=device)
     if _check_formulation(formulation) == "three_class":
         return torch.softmax(torch.from_numpy(output), dim=0).numpy()
+    if formulation == "stardist":
+        if output.ndim != 3 or len(output) < 4:
+            raise ValueError(f"a StarDist network has 1 + n_rays (n_rays >= 3) output "
+                             f"channels; this one gives shape {output.shape}.")
+        output[0] = torch.sigmoid(torch.from_numpy(output[0])).numpy()
     return output
 
 
-def instances_from_maps(maps, *, formulation: str, seed_threshold: float,
-                        foreground_threshold: float = 0.1, min_size: int = 10) -> np.ndarray:
+def instances_from_maps(maps, *, formulation: str, seed_threshold: float | None = None,
+                        foreground_threshold: float = 0.1, min_size: int = 10,
+                        prob_threshold: float = 0.5, nms_threshold: float = 0.4) -> np.ndarray:
     """Label nuclei from :func:`predict_maps`, with thresholds chosen on validation images.
 
     Three classes: seeds where P(interior) > ``seed_threshold``, grown over the pixels
     where P(interior) + P(boundary) > 0.5. Distance: :func:`instances_from_distance`.
+    StarDist: :func:`~dlbio_teach.star.instances_from_star` with ``prob_threshold`` and
+    ``nms_threshold`` (the other thresholds do not apply).
 
     Examples
     --------
@@ -424,7 +502,13 @@ def instances_from_maps(maps, *, formulation: str, seed_threshold: float,
     >>> int(instances_from_maps(d, formulation="distance", seed_threshold=0.5).max())
     2
     """
-    if _check_formulation(formulation) == "three_class":
+    if _check_formulation(formulation) == "stardist":
+        return instances_from_star(maps, prob_threshold=prob_threshold,
+                                   nms_threshold=nms_threshold)
+    if seed_threshold is None:
+        raise ValueError(f"the {formulation} formulation needs a seed_threshold; choose it "
+                         "with tune_thresholds on validation images.")
+    if formulation == "three_class":
         maps = np.asarray(maps)
         if maps.ndim != 3 or maps.shape[0] != 3:
             raise ValueError(f"three-class maps must be (3, Y, X) probabilities, got shape "
@@ -461,8 +545,12 @@ def threshold_grid(formulation: str) -> list[dict]:
     --------
     >>> len(threshold_grid("three_class")), threshold_grid("distance")[0]
     (13, {'seed_threshold': 0.3, 'foreground_threshold': 0.05})
+    >>> threshold_grid("stardist")[0]
+    {'prob_threshold': 0.3, 'nms_threshold': 0.3}
     """
-    if _check_formulation(formulation) == "three_class":
+    if _check_formulation(formulation) == "stardist":
+        return star_threshold_grid()
+    if formulation == "three_class":
         return [{"seed_threshold": s} for s in SEED_THRESHOLDS]
     return [{"seed_threshold": s, "foreground_threshold": f}
             for s in SEED_THRESHOLDS if s <= 0.8 for f in FOREGROUND_THRESHOLDS]

@@ -5,8 +5,9 @@ A package is a zip of files and ``rdf.yaml``, a ``ModelDescr`` of ``bioimageio.s
 
 * :mod:`dlbio_teach.zoo` (this module) -- :class:`PackageTensors` (test tensors and
   pre-processing), :func:`build_description` (the ``ModelDescr`` of staged files),
-  :func:`validate_package` (the zip, written and checked offline), and the spec's
-  processing steps run in NumPy (``_apply_ops``);
+  :func:`validate_package` (the zip, written and checked offline),
+  :func:`run_core_tests` (``bioimageio.core``'s dynamic tests, offline, when it is
+  installed), and the spec's processing steps run in NumPy (``_apply_ops``);
 * :mod:`dlbio_teach.zoo_import` -- :func:`~dlbio_teach.zoo_import.load_bioimageio` and
   :func:`~dlbio_teach.zoo_import.reproduce_test_outputs`: a package read back, offline;
 * :mod:`dlbio_teach.zoo_export` -- :func:`~dlbio_teach.zoo_export.export_bioimageio`, a
@@ -24,7 +25,9 @@ every call into the library runs inside an explicit ``ValidationContext``:
   the description, so that local files are hashed and the test tensors, documentation
   and sample images are read and checked, while no URL is requested;
 * loading: ``perform_io_checks=False``; the files of the package are then read with
-  their sha256 checked, and a package that points to a remote file is refused.
+  their sha256 checked, and a package that points to a remote file is refused;
+* ``bioimageio.core``'s tests (:func:`run_core_tests`): on the description checked as
+  the zip is, with every URL known.
 
 Authors are written without ``github_user`` (checking a GitHub name needs the network);
 maintainers are added when a model is uploaded to the zoo.
@@ -33,6 +36,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,18 +49,44 @@ from .data import file_sha256
 from .model_card import _ARCHITECTURE_CITATIONS
 from .records import RunRecord, _plain
 
-__all__ = ["PackageTensors", "build_description", "validate_package"]
+__all__ = ["PackageTensors", "build_description", "validate_package", "run_core_tests"]
 
 
 _SUPPORTED_OPS = ("ensure_dtype", "scale_range", "clip", "scale_linear",
                   "zero_mean_unit_variance", "fixed_zero_mean_unit_variance", "sigmoid",
-                  "binarize")
+                  "softmax", "binarize")
+
+
+def _version(package: str) -> tuple:
+    from importlib.metadata import version
+
+    parts = []
+    for part in version(package).split(".")[:3]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+@functools.lru_cache(maxsize=1)
+def _check_spec_works() -> None:
+    """bioimageio.spec before 0.5.14 (the 0.5.12 that bioimageio.core 0.11 pins) cannot
+    build a model description under pydantic 2.14 or newer; say so instead of the
+    library's message ("'index_key' is expected to be an integer or a string")."""
+    if _version("bioimageio.spec") < (0, 5, 14) and _version("pydantic") >= (2, 14):
+        from importlib.metadata import version
+
+        raise RuntimeError(
+            f"bioimageio.spec {version('bioimageio.spec')} does not work with pydantic "
+            f"{version('pydantic')}: install pydantic<2.14 (pip install \"pydantic<2.14\"; "
+            "the zoo extra, pip install \"dlbio-teach[zoo]\", does), or a newer "
+            "bioimageio.spec.")
 
 
 def _spec_context(**kwargs):
     """An explicit bioimageio.spec ValidationContext: no global setting is relied on."""
     from bioimageio.spec import ValidationContext
 
+    _check_spec_works()
     kwargs.setdefault("log_warnings", False)
     kwargs.setdefault("progressbar", False)
     known = {f.name for f in dataclasses.fields(ValidationContext)}
@@ -122,6 +153,12 @@ def _apply_ops(x: np.ndarray, ops: Sequence[Mapping], ids: list) -> np.ndarray:
                  / _along(kw["std"], axis, ids, x.ndim)).astype(np.float32)
         elif name == "sigmoid":
             x = (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+        elif name == "softmax":
+            # exp(x) / sum of exp(x) along the axis (the channels: class probabilities);
+            # the maximum is subtracted first so that exp cannot overflow.
+            dim = _reduce_axes(ids, [kw.get("axis", "channel")])[0]
+            e = np.exp(x - x.max(axis=dim, keepdims=True))
+            x = (e / e.sum(axis=dim, keepdims=True)).astype(np.float32)
         elif name == "binarize":
             if "axis" in kw:
                 raise NotImplementedError("binarize along an axis is not supported here.")
@@ -148,12 +185,15 @@ class PackageTensors:
     model_input : ndarray
         ``test_input`` after ``preprocessing``: what the network sees.
     test_output : ndarray
-        The network's float32 output for ``model_input``.
+        The network's float32 output for ``model_input``, after ``postprocessing``
+        (e.g. class probabilities): what a zoo user gets.
     preprocessing : list of dict
         bioimage.io processing steps (``{"id": ..., "kwargs": {...}}``).
     step : int
         Declared sides are ``step * k`` pixels (k >= 1).
     channel_names, output_channel_names : list of str
+    postprocessing : list of dict
+        Steps applied to the network's output (e.g. ``softmax`` over the channels).
     """
 
     test_input: np.ndarray
@@ -163,6 +203,7 @@ class PackageTensors:
     step: int
     channel_names: list
     output_channel_names: list
+    postprocessing: list = dataclasses.field(default_factory=list)
 
 
 def _license_id(license: str):
@@ -265,20 +306,27 @@ def _processing_descrs(ops: Sequence[Mapping]) -> list:
         EnsureDtypeKwargs,
         ScaleRangeDescr,
         ScaleRangeKwargs,
+        SigmoidDescr,
+        SoftmaxDescr,
+        SoftmaxKwargs,
     )
 
     kinds = {"ensure_dtype": (EnsureDtypeDescr, EnsureDtypeKwargs),
-             "scale_range": (ScaleRangeDescr, ScaleRangeKwargs)}
+             "scale_range": (ScaleRangeDescr, ScaleRangeKwargs),
+             "softmax": (SoftmaxDescr, SoftmaxKwargs),
+             "sigmoid": (SigmoidDescr, None)}
     out = []
     for op in ops:
         if op["id"] not in kinds:
             raise NotImplementedError(f"The export writes only {sorted(kinds)} steps, got "
                                       f"{op['id']!r}.")
         descr, kwargs = kinds[op["id"]]
-        kw = dict(op["kwargs"])
+        kw = dict(op.get("kwargs") or {})
         if "axes" in kw:
             kw["axes"] = [AxisId(a) for a in kw["axes"]]
-        out.append(descr(kwargs=kwargs(**kw)))
+        if "axis" in kw:
+            kw["axis"] = AxisId(kw["axis"])
+        out.append(descr(kwargs=kwargs(**kw)) if kwargs is not None else descr())
     return out
 
 
@@ -310,31 +358,46 @@ def _tensor_descrs(tensors: PackageTensors, file) -> tuple:
         data=IntervalOrRatioDataDescr(type=str(tensors.test_input.dtype)),
         test_tensor=file("test_input"), sample_tensor=file("sample_input"),
         preprocessing=_processing_descrs(tensors.preprocessing))
+    post = [op["id"] for op in tensors.postprocessing]
     outputs = OutputTensorDescr(
-        id=TensorId("output"), description="network output, (N, C, Y, X)",
+        id=TensorId("output"),
+        description=("class probabilities (softmax over the channels), (N, C, Y, X)"
+                     if "softmax" in post else "network output, (N, C, Y, X)"),
         axes=[BatchAxis(), ChannelAxis(channel_names=[
             str(c) for c in tensors.output_channel_names]), *space_out],
         data=IntervalOrRatioDataDescr(type="float32"),
-        test_tensor=file("test_output"), sample_tensor=file("sample_output"))
+        test_tensor=file("test_output"), sample_tensor=file("sample_output"),
+        postprocessing=_processing_descrs(tensors.postprocessing))
     return inputs, outputs
 
 
 def _weights_descr(root: Path, files: Mapping, callable_name: str, model_kwargs: Mapping):
+    """The state dict (with the architecture's source) and, when staged, the same network
+    as TorchScript, which runs without Python (deepImageJ, ...): its ``parent`` says it was
+    converted from the state dict."""
     from bioimageio.spec.model.v0_5 import (
         ArchitectureFromFileDescr,
         Identifier,
         PytorchStateDictWeightsDescr,
+        TorchscriptWeightsDescr,
         Version,
         WeightsDescr,
     )
 
     weights, arch = root / files["weights"], root / files["architecture"]
+    version = Version(torch.__version__.split("+")[0])
+    torchscript = None
+    if files.get("torchscript"):
+        ts = root / files["torchscript"]
+        torchscript = TorchscriptWeightsDescr(source=ts, sha256=file_sha256(ts),
+                                              pytorch_version=version,
+                                              parent="pytorch_state_dict")
     return WeightsDescr(pytorch_state_dict=PytorchStateDictWeightsDescr(
         source=weights, sha256=file_sha256(weights),
         architecture=ArchitectureFromFileDescr(
             source=arch, sha256=file_sha256(arch), callable=Identifier(callable_name),
             kwargs=_plain(dict(model_kwargs))),
-        pytorch_version=Version(torch.__version__.split("+")[0])))
+        pytorch_version=version), torchscript=torchscript)
 
 
 def build_description(root, files: Mapping, tensors: PackageTensors, *, name: str,
@@ -489,3 +552,67 @@ def validate_package(descr, root, path):
         path.unlink(missing_ok=True)   # never leave an invalid package behind
         raise
     return summary
+
+
+# --------------------------------------------------------------------------------------
+# bioimageio.core's tests, offline
+# --------------------------------------------------------------------------------------
+
+CORE_INSTALL = 'pip install "dlbio-teach[zoo]"'
+
+
+def _load_checked(path: Path):
+    """The package's description, loaded with its files read and hashed
+    (``perform_io_checks``) and every URL declared known, so that nothing is requested."""
+    from bioimageio.spec import load_description
+
+    with _spec_context(perform_io_checks=False):
+        plain = load_description(path, perform_io_checks=False, format_version="discover")
+    known = {u: None for u in _urls(plain.model_dump(mode="json"))}
+    with _spec_context(perform_io_checks=False):
+        return load_description(path, perform_io_checks=True, known_files=known,
+                                format_version="discover")
+
+
+def run_core_tests(path, *, devices: Sequence[str] = ("cpu",)):
+    """Run ``bioimageio.core``'s ``test_model`` on a package, offline: what the zoo runs
+    before it accepts a model (each weight format must reproduce the test output, and
+    the network must run on inputs of other sizes and batch sizes).
+
+    ``bioimageio.core`` is optional (``pip install "dlbio-teach[zoo]"``). Its
+    ``test_model`` checks the description with ``perform_io_checks`` on; here the
+    description is loaded first with every URL declared known (see *Offline validation*
+    above), and the test runs on that, so that no URL is requested.
+
+    Parameters
+    ----------
+    path : path
+        A ``.zip`` package.
+    devices : sequence of str
+        Where the network runs (default the CPU).
+
+    Returns
+    -------
+    bioimageio.spec.ValidationSummary
+        ``status`` is ``"passed"`` when every test passed.
+
+    Raises
+    ------
+    ImportError
+        ``bioimageio.core`` is not installed.
+    """
+    try:
+        from bioimageio.core import test_model
+    except ImportError:
+        raise ImportError("bioimageio.core is not installed; install it with "
+                          f"{CORE_INSTALL}.") from None
+    from bioimageio.spec import InvalidDescr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No zoo package at {path}.")
+    descr = _load_checked(path)
+    if isinstance(descr, InvalidDescr):
+        return descr.validation_summary
+    with _spec_context(perform_io_checks=False):
+        return test_model(descr, devices=list(devices))

@@ -4,14 +4,16 @@
 
 1. the arguments are checked before anything is written;
 2. :func:`describe_tensors` -- the test input, its pre-processing (``scale_range`` as the
-   course's percentile normalisation) and the network's test output;
-3. :func:`stage_files` -- weights, the architecture's source file, test tensors, sample
+   course's percentile normalisation), the network's test output and its post-processing
+   (``softmax`` for a classifier);
+3. :func:`stage_files` -- weights (state dict, and TorchScript by
+   :func:`save_torchscript`), the architecture's source file, test tensors, sample
    images, cover, README (the model card) and the run record, in a staging folder;
 4. :func:`~dlbio_teach.zoo.build_description` -- the ``ModelDescr`` of those files;
 5. :func:`~dlbio_teach.zoo.validate_package` -- the zip is written and checked offline
    (see :mod:`dlbio_teach.zoo`, *Offline validation*); an invalid zip is not kept;
 6. :func:`~dlbio_teach.zoo_import.reproduce_test_outputs` -- the zip, loaded back as a
-   zoo user would, must give its own test output.
+   zoo user would, must give its own test output with each of its weight formats.
 """
 from __future__ import annotations
 
@@ -21,15 +23,18 @@ import inspect
 import re
 import shutil
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .model_card import model_card
+from .prediction import network_in_channels
+from .preprocessing import check_network_input
 from .records import (
     RECORD_FILE,
     WEIGHTS_FILE,
@@ -47,7 +52,8 @@ from .zoo import (
 )
 from .zoo_import import load_bioimageio, reproduce_test_outputs
 
-__all__ = ["export_bioimageio", "BioimageioExport", "describe_tensors", "stage_files"]
+__all__ = ["export_bioimageio", "BioimageioExport", "describe_tensors", "save_torchscript",
+           "stage_files"]
 
 _INPUT_DTYPES = ("float32", "float64", "uint8", "int8", "uint16", "int16", "uint32",
                  "int32", "uint64", "int64")
@@ -56,6 +62,11 @@ _INPUT_DTYPES = ("float32", "float64", "uint8", "int8", "uint16", "int16", "uint
 _NAME_RE = re.compile(r"^[A-Za-z0-9_+\- ()]{5,128}$")
 
 _AXES = ["batch", "channel", "y", "x"]
+
+TORCHSCRIPT_FILE = "weights_torchscript.pt"
+
+# What the network's output becomes in the package (a post-processing step of the spec).
+_OUTPUT_ACTIVATIONS = (None, "softmax", "sigmoid")
 
 
 # --------------------------------------------------------------------------------------
@@ -76,11 +87,37 @@ def _check_target(path, name, description, overwrite: bool) -> Path:
     return path
 
 
-def _check_test_input(test_input) -> np.ndarray:
+def _check_test_input(test_input, in_channels: int | None = None) -> np.ndarray:
+    """``test_input`` as ``(N, C, Y, X)`` for a network of ``in_channels`` channels.
+
+    Each image goes through :func:`~dlbio_teach.preprocessing.check_network_input`, the
+    check of ``predict``, so that a colour image with its channels last, a non-numeric
+    dtype or NaN get the course's explanation; a plain mismatch of the channel count is
+    named with the axis it was read from."""
     x = np.asarray(test_input)
-    if x.ndim != 4:
+    if x.ndim not in (2, 3, 4):
         raise ValueError(f"test_input must have 4 dimensions (N, C, Y, X), got shape "
                          f"{x.shape}. For one 2D image use image[None, None].")
+    images = x if x.ndim == 4 else [x]
+    names = [f"test_input[{i}]" for i in range(len(images))] if x.ndim == 4 else ["test_input"]
+    for image, name in zip(images, names):
+        image_channels = 1 if image.ndim == 2 else image.shape[0]
+        channels_last = image.ndim == 3 and image.shape[-1] <= 4 < image.shape[0]
+        if in_channels is None or image_channels == in_channels or channels_last:
+            check_network_input(image, in_channels, name=name)   # raises with a hint
+        else:
+            what = ("one channel (Y, X)" if image.ndim == 2 else
+                    f"{image_channels} channel(s) (axis {x.ndim - 3} of {x.shape})")
+            fix = (" For a stack of 2D images (N, Y, X) use stack[:, None]."
+                   if x.ndim == 3 and in_channels == 1 else "")
+            raise ValueError(f"test_input has {what}, but the network takes "
+                             f"{in_channels}: give (N, C, Y, X) with C = {in_channels}."
+                             + fix)
+    if x.ndim != 4:
+        fix = ("one 2D image use image[None, None]" if x.ndim == 2
+               else "one image (C, Y, X) use image[None]")
+        raise ValueError(f"test_input must have 4 dimensions (N, C, Y, X), got shape "
+                         f"{x.shape}. For {fix}.")
     if x.dtype.name not in _INPUT_DTYPES:
         raise ValueError(f"test_input has dtype {x.dtype}; give one of {_INPUT_DTYPES} "
                          "(e.g. image.astype(np.float32)).")
@@ -183,6 +220,20 @@ def _preprocessing_ops(normalize) -> list:
     return ops + [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}]
 
 
+def _postprocessing_ops(output_activation) -> list:
+    """The package's post-processing: ``softmax`` (over the channels: class probabilities
+    that sum to 1), ``sigmoid`` (each channel in (0, 1)), or none (the raw output)."""
+    if output_activation not in _OUTPUT_ACTIVATIONS:
+        raise ValueError(f"output_activation must be one of {list(_OUTPUT_ACTIVATIONS)}, got "
+                         f"{output_activation!r} (softmax for the logits of a classifier "
+                         "such as the three-class U-Net).")
+    if output_activation == "softmax":
+        return [{"id": "softmax", "kwargs": {"axis": "channel"}}]
+    if output_activation == "sigmoid":
+        return [{"id": "sigmoid", "kwargs": {}}]
+    return []
+
+
 def _run(net: torch.nn.Module, x_model: np.ndarray, x: np.ndarray, step: int) -> np.ndarray:
     try:
         with torch.no_grad():
@@ -201,7 +252,8 @@ def _run(net: torch.nn.Module, x_model: np.ndarray, x: np.ndarray, step: int) ->
 def describe_tensors(net: torch.nn.Module, test_input: np.ndarray, *,
                      normalize: tuple | None = (1.0, 99.8), step: int = 1,
                      channel_names: Sequence[str] | None = None,
-                     output_channel_names: Sequence[str] | None = None) -> PackageTensors:
+                     output_channel_names: Sequence[str] | None = None,
+                     output_activation: str | None = None) -> PackageTensors:
     """Prepare the test input as the package will, and compute the test output.
 
     Parameters
@@ -217,6 +269,10 @@ def describe_tensors(net: torch.nn.Module, test_input: np.ndarray, *,
         Declared sides are ``step * k`` pixels.
     channel_names, output_channel_names : sequence of str, optional
         Default ``channel0``, ``channel1``, ...
+    output_activation : {None, "softmax", "sigmoid"}
+        A post-processing step of the package: ``"softmax"`` turns a classifier's logits
+        into class probabilities (over the channel axis), ``"sigmoid"`` maps each channel
+        into (0, 1); ``None`` keeps the network's output.
 
     Returns
     -------
@@ -229,13 +285,21 @@ def describe_tensors(net: torch.nn.Module, test_input: np.ndarray, *,
     >>> t = describe_tensors(net, x, step=4)
     >>> t.test_output.shape, t.output_channel_names, [op["id"] for op in t.preprocessing]
     ((1, 2, 8, 8), ['channel0', 'channel1'], ['ensure_dtype', 'scale_range', 'ensure_dtype'])
+    >>> p = describe_tensors(net, x, step=4, output_activation="softmax").test_output
+    >>> bool(np.allclose(p.sum(axis=1), 1.0))
+    True
     """
-    x = _check_test_input(test_input)
+    post = _postprocessing_ops(output_activation)
+    x = _check_test_input(test_input, network_in_channels(net))
     _check_sides(x, step)
     ops = _preprocessing_ops(normalize)
     x_model = _apply_ops(x, ops, _AXES)
     y = _run(net, x_model, x, step)
     n_in, n_out = x.shape[1], y.shape[1]
+    if output_activation == "softmax" and n_out < 2:
+        raise ValueError(f"output_activation='softmax' needs at least 2 output channels "
+                         f"(classes), the network gives {n_out}; use 'sigmoid' for one.")
+    y = _apply_ops(y, post, _AXES)
     channel_names = list(channel_names or [f"channel{i}" for i in range(n_in)])
     output_channel_names = list(output_channel_names or [f"channel{i}" for i in range(n_out)])
     if len(channel_names) != n_in or len(output_channel_names) != n_out:
@@ -243,7 +307,7 @@ def describe_tensors(net: torch.nn.Module, test_input: np.ndarray, *,
                          f"channel names given for {n_in} / {n_out} channels.")
     return PackageTensors(test_input=x, model_input=x_model, test_output=y,
                           preprocessing=ops, step=step, channel_names=channel_names,
-                          output_channel_names=output_channel_names)
+                          output_channel_names=output_channel_names, postprocessing=post)
 
 
 # --------------------------------------------------------------------------------------
@@ -266,7 +330,7 @@ def _cover(path: Path, x: np.ndarray, y: np.ndarray) -> None:
 def _sample_tif(path: Path, array: np.ndarray) -> None:
     import tifffile
 
-    tifffile.imwrite(path, np.ascontiguousarray(array[0].squeeze()))
+    tifffile.imwrite(path, np.ascontiguousarray(array[0].squeeze()), photometric="minisblack")
 
 
 def _documentation(record: RunRecord | None, *, name: str, description: str,
@@ -281,8 +345,51 @@ def _documentation(record: RunRecord | None, *, name: str, description: str,
                                                  "authors before using it on other images.")
 
 
+def save_torchscript(net: torch.nn.Module, tensors: PackageTensors, path) -> None:
+    """Write ``net`` as TorchScript (``torch.jit.trace`` on the model input), the weights
+    format that tools without Python (deepImageJ, ...) run.
+
+    A trace records the operations of one call: a branch taken or a size read in Python
+    is fixed. The trace is therefore compared with the network on another input, of two
+    images with sides one ``step`` larger, and refused if they differ.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> net = torch.nn.Conv2d(1, 2, 3, padding=1).eval()
+    >>> t = describe_tensors(net, np.ones((1, 1, 8, 8), np.float32), step=4)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save_torchscript(net, t, Path(tmp) / "ts.pt")
+    ...     scripted = torch.jit.load(Path(tmp) / "ts.pt")
+    >>> type(scripted).__name__
+    'RecursiveScriptModule'
+    """
+    example = torch.from_numpy(np.ascontiguousarray(tensors.model_input, np.float32))
+    n, c, h, w = example.shape
+    other = torch.from_numpy(np.random.default_rng(0).random(
+        (2, c, h + tensors.step, w + tensors.step), dtype=np.float32))
+    with warnings.catch_warnings():
+        # torch.jit is deprecated in favour of torch.export, which the zoo does not read;
+        # TracerWarnings (a Python bool or size fixed by the trace) are checked below.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        with torch.no_grad():
+            traced = torch.jit.trace(net, example, check_trace=False)
+            for x in (example, other):
+                expected, got = net(x), traced(x)
+                if got.shape != expected.shape or not torch.allclose(
+                        got, expected, rtol=1e-4, atol=1e-5):
+                    raise RuntimeError(
+                        f"The network cannot be written as TorchScript by tracing: on an "
+                        f"input of shape {tuple(x.shape)} the trace differs from the "
+                        "network (a size or branch fixed by the trace). Make its forward "
+                        "traceable, or export without TorchScript (torchscript=False).")
+        torch.jit.save(traced, str(path))
+
+
 def stage_files(root, net: torch.nn.Module, tensors: PackageTensors, *, architecture,
-                documentation: str, record: RunRecord | None = None) -> dict:
+                documentation: str, record: RunRecord | None = None,
+                torchscript: bool = True) -> dict:
     """Write the files of a package into the folder ``root``.
 
     Parameters
@@ -299,13 +406,15 @@ def stage_files(root, net: torch.nn.Module, tensors: PackageTensors, *, architec
         Markdown README.
     record : RunRecord, optional
         Written as ``run_record.json`` (an attachment).
+    torchscript : bool
+        Also write the network as TorchScript (:func:`save_torchscript`).
 
     Returns
     -------
     dict
-        Role -> file name in ``root``: ``weights``, ``architecture``, ``test_input``,
-        ``test_output``, ``sample_input``, ``sample_output``, ``cover``,
-        ``documentation``, and ``attachments`` (a list).
+        Role -> file name in ``root``: ``weights``, ``torchscript`` (or ``None``),
+        ``architecture``, ``test_input``, ``test_output``, ``sample_input``,
+        ``sample_output``, ``cover``, ``documentation``, and ``attachments`` (a list).
 
     Examples
     --------
@@ -318,13 +427,18 @@ def stage_files(root, net: torch.nn.Module, tensors: PackageTensors, *, architec
     ...     sorted(p.name for p in Path(tmp).iterdir()) == sorted(
     ...         v for k, v in files.items() if k != "attachments")
     True
+    >>> files["weights"], files["torchscript"]
+    ('weights.pt', 'weights_torchscript.pt')
     """
     root, architecture = Path(root), Path(architecture)
-    files = {"weights": WEIGHTS_FILE, "architecture": architecture.name,
+    files = {"weights": WEIGHTS_FILE, "torchscript": TORCHSCRIPT_FILE if torchscript else None,
+             "architecture": architecture.name,
              "test_input": "test_input.npy", "test_output": "test_output.npy",
              "sample_input": "sample_input.tif", "sample_output": "sample_output.tif",
              "cover": "cover.png", "documentation": "README.md", "attachments": []}
     save_weights(net, root / files["weights"])
+    if torchscript:
+        save_torchscript(net, tensors, root / files["torchscript"])
     shutil.copyfile(architecture, root / files["architecture"])
     np.save(root / files["test_input"], tensors.test_input, allow_pickle=False)
     np.save(root / files["test_output"], tensors.test_output, allow_pickle=False)
@@ -358,9 +472,11 @@ class BioimageioExport:
         The validation summary as Markdown (``ValidationSummary.format()``).
     max_abs_diff : float
         Largest difference between the packaged test output and the output recomputed
-        from the zip (loaded back as a zoo user would).
+        from the zip (loaded back as a zoo user would), over its weight formats.
     folder : Path or None
         The unpacked package, when ``folder=`` was given.
+    diffs : dict
+        That difference for each weight format (``pytorch_state_dict``, ``torchscript``).
     """
 
     path: Path
@@ -368,17 +484,25 @@ class BioimageioExport:
     summary: str
     max_abs_diff: float
     folder: Path | None = None
+    diffs: dict = field(default_factory=dict)
 
 
-def _check_reproduction(path: Path, y: np.ndarray) -> float:
-    loaded = load_bioimageio(path, trust_code=True)   # our own file: safe to run
-    diff = reproduce_test_outputs(loaded)
+def _check_reproduction(path: Path, y: np.ndarray, weight_formats: Sequence[str]) -> dict:
+    """Each weight format of the zip, loaded back, must give the packaged test output."""
     tolerance = 1e-4 * max(1.0, float(np.abs(y).max()))
-    if diff > tolerance:
-        raise RuntimeError(f"The package does not reproduce its own test output (max abs "
-                           f"difference {diff:.3g} > {tolerance:.3g}): the architecture file "
-                           "or its arguments do not build the network that was exported.")
-    return diff
+    diffs = {}
+    for weight_format in weight_formats:
+        # trust_code: the architecture file is the one we have just exported.
+        loaded = load_bioimageio(path, trust_code=True, weight_format=weight_format)
+        diffs[weight_format] = diff = reproduce_test_outputs(loaded)
+        if diff > tolerance:
+            raise RuntimeError(
+                f"The package's {weight_format} weights do not reproduce its own test "
+                f"output (max abs difference {diff:.3g} > {tolerance:.3g}): "
+                + ("the architecture file or its arguments do not build the network that "
+                   "was exported." if weight_format == "pytorch_state_dict" else
+                   "the TorchScript differs from the network."))
+    return diffs
 
 
 def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, name: str,
@@ -389,6 +513,7 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
                       normalize: tuple | None = (1.0, 99.8), step: int | None = None,
                       channel_names: Sequence[str] | None = None,
                       output_channel_names: Sequence[str] | None = None,
+                      output_activation: str | None = None, torchscript: bool = True,
                       documentation: str | None = None, intended_use: str | None = None,
                       limitations: str | None = None, folder=None,
                       overwrite: bool = False) -> BioimageioExport:
@@ -401,9 +526,17 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
     :func:`~dlbio_teach.zoo_import.reproduce_test_outputs` on the zip loaded back.
 
     The package holds ``rdf.yaml`` (a ``ModelDescr`` of ``bioimageio.spec``), the state
-    dict (``pytorch_state_dict`` weights), a copy of the architecture's source file, the
-    test input and output (``.npy``), sample images (``.tif``), a cover (``.png``), a
-    README (the model card when ``record`` is given) and ``run_record.json``.
+    dict (``pytorch_state_dict`` weights) with a copy of the architecture's source file,
+    the same network as TorchScript (``torchscript`` weights, converted from the state
+    dict: tools without Python, such as deepImageJ, run these), the test input and output
+    (``.npy``), sample images (``.tif``), a cover (``.png``), a README (the model card
+    when ``record`` is given) and ``run_record.json``.
+
+    A classifier's output (the three-class U-Net's logits) is turned into class
+    probabilities by the package itself with ``output_activation="softmax"``: a
+    ``softmax`` post-processing step over the channel axis, so that the channels named
+    by ``output_channel_names`` hold probabilities that sum to 1. The network and its
+    weights stay the same (a zoo user who fine-tunes it still gets the logits).
 
     Architecture: the weights entry points at a copy of the file that defines the
     network (``ArchitectureFromFileDescr``), by default ``dlbio_teach/models.py``, which
@@ -448,6 +581,13 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
         (``2**depth`` for the U-Net), else 1.
     channel_names, output_channel_names : sequence of str, optional
         Default ``channel0``, ``channel1``, ...
+    output_activation : {None, "softmax", "sigmoid"}
+        Post-processing of the network's output in the package: ``"softmax"`` for the
+        logits of a classifier (probabilities over the channels), ``"sigmoid"`` for
+        independent channels; default none (a restoration network's image).
+    torchscript : bool
+        Also write TorchScript weights (default); the export stops with an error if the
+        traced network does not give the same output.
     documentation : str, optional
         Markdown README; default the model card (with ``record``) or a short text.
     intended_use, limitations : str, optional
@@ -478,8 +618,9 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     path = _check_target(path, name, description, overwrite)
-    x = _check_test_input(test_input)
+    x = _check_test_input(test_input, network_in_channels(model))
     model_kwargs = _model_kwargs(model, model_kwargs, x)
+    _postprocessing_ops(output_activation)
     step = int(step or getattr(model, "multiple", 1))
     _check_sides(x, step)
     callable_name = callable_name or type(model).__name__
@@ -490,13 +631,15 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
     net = copy.deepcopy(model).cpu().float().eval()
     tensors = describe_tensors(net, x, normalize=normalize, step=step,
                                channel_names=channel_names,
-                               output_channel_names=output_channel_names)
+                               output_channel_names=output_channel_names,
+                               output_activation=output_activation)
     if documentation is None:
         documentation = _documentation(record, name=name, description=description,
                                        intended_use=intended_use, limitations=limitations)
     with tempfile.TemporaryDirectory(prefix="dlbio-bioimageio-") as tmp:
         files = stage_files(tmp, net, tensors, architecture=architecture,
-                            documentation=documentation, record=record)
+                            documentation=documentation, record=record,
+                            torchscript=torchscript)
         descr = build_description(
             tmp, files, tensors, name=name, description=description, authors=authors,
             callable_name=callable_name, model_kwargs=model_kwargs, record=record,
@@ -507,6 +650,7 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
         folder = Path(folder)
         with zipfile.ZipFile(path) as archive:
             archive.extractall(folder)   # replaces the package's files, no others
-    diff = _check_reproduction(path, tensors.test_output)
+    diffs = _check_reproduction(path, tensors.test_output, ["pytorch_state_dict"]
+                                + (["torchscript"] if torchscript else []))
     return BioimageioExport(path=path, status=summary.status, summary=summary.format(),
-                            max_abs_diff=diff, folder=folder)
+                            max_abs_diff=max(diffs.values()), folder=folder, diffs=diffs)

@@ -2,7 +2,9 @@
 
 * :func:`load_bioimageio` -- the network (weights read with ``weights_only=True``), its
   description and test tensors; a package whose architecture is not this package's code
-  runs only with ``trust_code=True`` (else :class:`UntrustedCodeError`).
+  runs only with ``trust_code=True`` (else :class:`UntrustedCodeError`). With
+  ``weight_format="torchscript"`` the package's TorchScript is loaded instead
+  (``torch.jit.load``), as tools without Python run it.
 * :class:`LoadedBioimageioModel` -- :meth:`~LoadedBioimageioModel.predict` applies the
   package's pre-processing, the network and its post-processing, as the spec defines them.
 * :func:`reproduce_test_outputs` -- how far the package is from its own test output.
@@ -16,6 +18,7 @@ import importlib
 import io
 import sys
 import types
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,23 +139,31 @@ def _architecture_builder(arch, path: Path, trust_code: bool):
     return getattr(module, str(arch.callable))
 
 
-def _load_description(path: Path):
+_WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript")
+
+
+def _load_description(path: Path, weight_format: str = "pytorch_state_dict"):
     from bioimageio.spec import InvalidDescr, load_description
     from bioimageio.spec.model.v0_5 import ModelDescr
 
+    if weight_format not in _WEIGHT_FORMATS:
+        raise ValueError(f"weight_format must be one of {list(_WEIGHT_FORMATS)}, got "
+                         f"{weight_format!r}.")
     descr = load_description(path, perform_io_checks=False, format_version="latest")
     if isinstance(descr, InvalidDescr) or not isinstance(descr, ModelDescr):
         reason = descr.validation_summary.format() if isinstance(descr, InvalidDescr) \
             else f"it describes a {getattr(descr, 'type', '?')}, not a model"
         raise ValueError(f"{path} is not a valid zoo model package: {reason}")
-    if descr.weights.pytorch_state_dict is None:
+    if getattr(descr.weights, weight_format) is None:
         formats = [k for k, v in descr.weights.model_dump().items() if v]
-        raise ValueError(f"{path} has no pytorch_state_dict weights (it has {formats}); "
-                         "dlbio_teach loads only those. Use bioimageio.core.")
+        raise ValueError(f"{path} has no {weight_format} weights (it has {formats}); "
+                         f"dlbio_teach loads only {' or '.join(_WEIGHT_FORMATS)}. Use "
+                         "bioimageio.core.")
     return descr
 
 
-def load_bioimageio(path, *, trust_code: bool = False) -> LoadedBioimageioModel:
+def load_bioimageio(path, *, trust_code: bool = False,
+                    weight_format: str = "pytorch_state_dict") -> LoadedBioimageioModel:
     """Read a zoo package (zip, or folder with ``rdf.yaml``) offline and rebuild its network.
 
     The weights are read with ``torch.load(..., weights_only=True)``: no pickled object
@@ -162,12 +173,18 @@ def load_bioimageio(path, *, trust_code: bool = False) -> LoadedBioimageioModel:
     runs. Any other architecture file runs only with ``trust_code=True``, after you have
     read it.
 
+    ``weight_format="torchscript"`` loads the package's TorchScript instead
+    (``torch.jit.load``: no architecture file and no Python code from the package run, so
+    ``trust_code`` is not needed): the network as tools without Python run it.
+
     Parameters
     ----------
     path : path
         The ``.zip`` package, or ``rdf.yaml`` / its folder.
     trust_code : bool
         Allow running (or importing) the architecture code the package names.
+    weight_format : {"pytorch_state_dict", "torchscript"}
+        Which of the package's weights to load.
 
     Returns
     -------
@@ -192,13 +209,21 @@ def load_bioimageio(path, *, trust_code: bool = False) -> LoadedBioimageioModel:
         raise FileNotFoundError(f"No zoo package at {path}. Give the .zip that "
                                 "export_bioimageio wrote, or a folder with rdf.yaml.")
     with _spec_context(perform_io_checks=False):
-        descr = _load_description(path)
-        weights = descr.weights.pytorch_state_dict
-        builder = _architecture_builder(weights.architecture, path, trust_code)
-        model = builder(**dict(weights.architecture.kwargs))
-        state = torch.load(io.BytesIO(_read(weights, "weights file")), map_location="cpu",
-                           weights_only=True)
-        model.load_state_dict(state, strict=weights.strict)
+        descr = _load_description(path, weight_format)
+        if weight_format == "torchscript":
+            source = _read(descr.weights.torchscript, "TorchScript file")
+            with warnings.catch_warnings():
+                # torch.jit is deprecated in favour of torch.export, which the zoo's tools
+                # do not read: TorchScript is still their format.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                model = torch.jit.load(io.BytesIO(source), map_location="cpu")
+        else:
+            weights = descr.weights.pytorch_state_dict
+            builder = _architecture_builder(weights.architecture, path, trust_code)
+            model = builder(**dict(weights.architecture.kwargs))
+            state = torch.load(io.BytesIO(_read(weights, "weights file")),
+                               map_location="cpu", weights_only=True)
+            model.load_state_dict(state, strict=weights.strict)
         model.eval()
         inputs = [np.load(io.BytesIO(_read(t.test_tensor, "test input")),
                           allow_pickle=False) for t in descr.inputs if t.test_tensor]
@@ -215,7 +240,8 @@ def load_bioimageio(path, *, trust_code: bool = False) -> LoadedBioimageioModel:
         output_axes=[str(a.id) for a in descr.outputs[0].axes])
 
 
-def reproduce_test_outputs(package, *, trust_code: bool = False) -> float:
+def reproduce_test_outputs(package, *, trust_code: bool = False,
+                           weight_format: str = "pytorch_state_dict") -> float:
     """Run a package's test input through it and return the largest absolute difference
     from its test output (0 on the machine that exported it; tiny elsewhere).
 
@@ -223,7 +249,7 @@ def reproduce_test_outputs(package, *, trust_code: bool = False) -> float:
     ----------
     package : path or LoadedBioimageioModel
         A zoo zip (read with :func:`load_bioimageio`) or a loaded package.
-    trust_code : bool
+    trust_code, weight_format
         Passed to :func:`load_bioimageio`.
 
     Examples
@@ -240,7 +266,7 @@ def reproduce_test_outputs(package, *, trust_code: bool = False) -> float:
     True
     """
     loaded = package if isinstance(package, LoadedBioimageioModel) else \
-        load_bioimageio(package, trust_code=trust_code)
+        load_bioimageio(package, trust_code=trust_code, weight_format=weight_format)
     if not loaded.test_inputs or not loaded.test_outputs:
         raise ValueError("The package has no test tensors to reproduce.")
     y = loaded.predict(loaded.test_inputs[0])

@@ -131,20 +131,25 @@ def test_colab_cell_installs_the_release_tag(path, monkeypatch):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_open_in_colab_badge_opens_this_notebook_at_the_release_tag(path):
-    """The first cell links to Colab, opening this very notebook at tag vX.Y.Z; the badge
-    image is a local file, so the offline book shows it too."""
+def test_open_in_colab_badge_opens_the_learners_copy_at_the_release_tag(path):
+    """The first cell links to Colab, opening this chapter's learners' copy (without
+    solutions, notebooks/student/) at tag vX.Y.Z; the badge image is a local file, so the
+    offline book shows it too."""
     first = "".join(json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"])
     badge = re.search(r"\[!\[Open in Colab\]\(([^)]+)\)\]\((\S+)\)", first)
     assert badge, f"{path.name}: no '[![Open in Colab](...)](...)' badge in the first cell"
     image, link = badge.groups()
     assert (path.parent / image).resolve().is_file(), f"{path.name}: badge image {image} missing"
     assert link == ("https://colab.research.google.com/github/dlbio-teach/dlbio-teach/blob/"
-                    f"v{VERSION}/notebooks/{path.name}"), link
+                    f"v{VERSION}/notebooks/student/{path.name}"), link
+    assert (path.parent / "student" / path.name).is_file(), (
+        f"notebooks/student/{path.name} is missing: python -m dlbio_teach.exercises "
+        "student-copies")
 
 
 def test_launch_buttons_open_the_notebooks_at_the_release_tag(built_book):
-    """The book's Colab launch button opens each chapter at tag vX.Y.Z of this version."""
+    """The book's Colab launch button opens each chapter's learners' copy (without
+    solutions, notebooks/student/; book/_ext/dlbio_book.py) at tag vX.Y.Z of this version."""
     assert re.search(rf"^  branch: v{re.escape(VERSION)}$", _read("_config.yml"), re.M), (
         f"_config.yml: repository.branch should be the release tag v{VERSION}")
     if built_book.returncode != 0:
@@ -152,8 +157,10 @@ def test_launch_buttons_open_the_notebooks_at_the_release_tag(built_book):
     for path in NOTEBOOKS:
         page = (built_book.html / "notebooks" / f"{path.stem}.html").read_text(encoding="utf-8")
         url = ("https://colab.research.google.com/github/dlbio-teach/dlbio-teach/blob/"
-               f"v{VERSION}/notebooks/{path.name}")
+               f"v{VERSION}/notebooks/student/{path.name}")
         assert url in page, f"{path.stem}.html: no Colab launch button to {url}"
+        assert url.replace("/student/", "/") not in page, (
+            f"{path.stem}.html: the Colab button opens the chapter with its solutions")
 
 
 # --- the API reference: one page per module, in the toc, documenting its public names ----

@@ -155,7 +155,7 @@ def test_metrics_check_their_inputs():
         psnr(good, bad, data_range=1.0)
     with pytest.raises(ValueError, match="target contains NaN"):
         ssim(bad, good, data_range=1.0)
-    with pytest.raises(ValueError, match=r"target must have 2 dimensions"):
+    with pytest.raises(ValueError, match=r"target must be an image \(Y, X\)"):
         restoration_scores(np.zeros((2, 16, 16)), np.zeros((2, 16, 16)))
 
 

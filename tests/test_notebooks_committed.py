@@ -90,9 +90,13 @@ WIDGET_CALLS = {"slider_plot", "compare_viewer", "interact"}
 
 def _tree(path: Path) -> ast.Module:
     """The notebook's code cells as one module (IPython magics and shell lines as ``pass``)."""
-    lines = [line for c in _code_cells(path) for line in _source(c).splitlines()]
+    return _parse("\n".join(_source(c) for c in _code_cells(path)))
+
+
+def _parse(source: str) -> ast.Module:
+    """Python source of notebook cells, IPython magics and shell lines read as ``pass``."""
     lines = [line[:len(line) - len(line.lstrip())] + "pass"
-             if line.lstrip().startswith(("%", "!")) else line for line in lines]
+             if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
     return ast.parse("\n".join(lines))
 
 
@@ -167,6 +171,36 @@ def test_notebook_functions_read_no_globals_they_were_not_given(path):
                for name, f in functions.items() if name not in callbacks}
     reading = {name: names for name, names in reading.items() if names}
     assert not reading, f"{path.name}: functions that read notebook variables: {reading}"
+
+
+def _answer_names(source: str) -> set:
+    """Names an exercise cell leaves for the learner: ``name = ...``."""
+    tree = _parse(source)
+    return {t.id for node in tree.body if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant) and node.value.value is Ellipsis
+            for t in node.targets if isinstance(t, ast.Name)}
+
+
+def _loaded_names(source: str) -> set:
+    tree = _parse(source)
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_later_cell_depends_on_a_learners_answer(path):
+    """A learner's answer (``answer = ...``) feeds only its own check: in the learners'
+    copy, where the solution cells are gone, every later cell must run whatever they wrote."""
+    cells = [c for c in _code_cells(path) if "solution" not in c.get("metadata", {}).get("tags", [])
+             and not _source(c).lstrip().startswith("# Solution")]
+    problems = []
+    for i, cell in enumerate(cells):
+        for name in _answer_names(_source(cell)):
+            later = [j for j in range(i + 1, len(cells)) if name in _loaded_names(_source(cells[j]))
+                     and name not in _answer_names(_source(cells[j]))]
+            if later:
+                problems.append(f"{name!r} (answered in code cell {i + 1}) is read by code cell "
+                                f"{later[0] + 1}")
+    assert not problems, f"{path.name}: " + "; ".join(problems)
 
 
 def test_the_function_checks_can_fail():

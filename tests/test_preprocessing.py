@@ -32,13 +32,20 @@ def test_check_image_accepts_lists():
 
 
 def test_check_image_wrong_ndim():
-    with pytest.raises(ValueError, match=r"image must have 2 dimensions \(Y, X\), got "
+    with pytest.raises(ValueError, match=r"image must be an image \(Y, X\), got "
                                          r"shape \(5,\)"):
         check_image(np.zeros(5))
 
 
+def test_check_image_stack_of_rgb_images_says_channels_last():
+    with pytest.raises(ValueError, match=r"training images must be a stack of images "
+                                         r"\(N, Y, X\), got shape \(2, 8, 8, 3\)\. It "
+                                         r"looks like colour images with their channels last"):
+        check_image(np.zeros((2, 8, 8, 3)), ndim=(3,), name="training images")
+
+
 def test_check_image_colour_hint():
-    with pytest.raises(ValueError, match=r"got shape \(8, 8, 3\).*pick one channel"):
+    with pytest.raises(ValueError, match=r"got shape \(8, 8, 3\).*keep one channel"):
         check_image(np.zeros((8, 8, 3)))
 
 
@@ -128,9 +135,9 @@ def test_network_input_too_small():
 
 def test_check_image_several_ndims_and_name():
     assert check_image(np.zeros((2, 8, 8)), ndim=(2, 3)).shape == (2, 8, 8)
-    with pytest.raises(ValueError, match=r"stack must have 3 dimensions"):
+    with pytest.raises(ValueError, match=r"stack must be a stack of images \(N, Y, X\)"):
         check_image(np.zeros((8, 8)), ndim=(3,), name="stack")
-    with pytest.raises(ValueError, match=r"must have 2 or 3 dimensions"):
+    with pytest.raises(ValueError, match=r"must be an image \(Y, X\) or a stack of images"):
         check_image(np.zeros((1, 2, 8, 8)), ndim=(2, 3))
 
 
@@ -211,7 +218,7 @@ def test_normalize_percentile_bad_percentiles(low, high):
 def test_normalize_percentile_checks_input():
     with pytest.raises(ValueError, match="NaN"):
         normalize_percentile(np.full((4, 4), np.nan))
-    with pytest.raises(ValueError, match="2 or 3 dimensions"):
+    with pytest.raises(ValueError, match=r"an image \(Y, X\) or a stack of images"):
         normalize_percentile(np.ones(10))
 
 
@@ -221,7 +228,7 @@ def test_normalize_minmax():
     assert out.dtype == np.float32
     assert out.tolist() == [[0.0, 0.25], [0.5, 1.0]]
     assert np.all(normalize_minmax(np.full((3, 3), 7.0)) == 0)
-    with pytest.raises(ValueError, match="2 or 3 dimensions"):
+    with pytest.raises(ValueError, match=r"an image \(Y, X\) or a stack of images"):
         normalize_minmax(np.ones((1, 1, 1, 1)))
 
 

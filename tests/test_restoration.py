@@ -109,7 +109,7 @@ def test_n2v_mask_does_not_modify_input():
 
 
 def test_n2v_mask_checks_input():
-    with pytest.raises(ValueError, match="2 dimensions"):
+    with pytest.raises(ValueError, match=r"must be an image \(Y, X\)"):
         n2v_mask(np.zeros((2, 16, 16)))
     with pytest.raises(ValueError, match="NaN"):
         n2v_mask(np.full((16, 16), np.nan))
@@ -251,7 +251,7 @@ def tiny_config(method, **kw):
 def test_train_restoration_input_errors(stacks):
     clean, noisy, _ = stacks
     cfg = tiny_config("care", patch_size=32)
-    with pytest.raises(ValueError, match=r"train\['noisy'\] must have 3 dimensions"):
+    with pytest.raises(ValueError, match=r"train\[.noisy.\] must be a stack of images"):
         train_restoration(cfg, {"noisy": noisy[0], "clean": clean[0]}, {"noisy": noisy},
                           progress=False)
     with pytest.raises(ValueError, match=r"val\['noisy'\] is \(16, 16\) pixels, smaller "
@@ -316,3 +316,40 @@ def test_restoration_beats_the_noisy_input(photon_starved, method):
     before = psnr(test_clean, test_noisy, data_range=1.0)
     after = psnr(test_clean, restored, data_range=1.0)
     assert after > before + 1.0, (method, before, after)
+
+
+def test_train_restoration_explains_rgb_stacks():
+    """Channels-last colour images get the course's message, not PyTorch's."""
+    from dlbio_teach.restoration import RestorationConfig, train_restoration
+    rgb = np.zeros((2, 64, 64, 3), np.float32)
+    config = RestorationConfig("n2v", epochs=1, n_patches=8, patch_size=32, base_channels=4)
+    with pytest.raises(ValueError, match=r"stack of images \(N, Y, X\).*channels last"):
+        train_restoration(config, {"noisy": rgb}, {"noisy": rgb}, progress=False)
+
+
+def test_train_restoration_writes_its_run_record(tmp_path):
+    from dlbio_teach.records import RunRecord
+    from dlbio_teach.restoration import RestorationConfig, train_restoration
+    noisy = np.random.default_rng(0).random((2, 64, 64)).astype(np.float32)
+    config = RestorationConfig("n2v", epochs=1, n_patches=8, patch_size=32, base_channels=4)
+    train_restoration(config, {"noisy": noisy}, {"noisy": noisy}, progress=False,
+                      run_dir=tmp_path, record={"datasets": ["hela_cells"]})
+    record = RunRecord.load(tmp_path)
+    assert record.hyperparameters["method"] == "n2v" and "hela_cells" in record.datasets
+
+
+def test_variance_stabilised_baselines_beat_the_noisy_input():
+    from dlbio_teach.metrics import psnr
+    from dlbio_teach.restoration import anscombe, gaussian_poisson, nl_means_poisson
+    from dlbio_teach.synthetic import add_poisson_gaussian_noise, nuclei
+    clean = nuclei((96, 96), 12, seed=1)[0]
+    noisy = add_poisson_gaussian_noise(clean, photons=10, read_noise=1.0, seed=2)
+    base = psnr(clean, noisy, data_range=1.0)
+    for out in (gaussian_poisson(noisy, sigma=1.5, photons=10, read_noise=1.0),
+                nl_means_poisson(noisy, strength=1.0, photons=10, read_noise=1.0)):
+        assert psnr(clean, out, data_range=1.0) > base + 3
+    # The transform makes the noise variance about 1 at every brightness.
+    for level in (0.1, 0.5, 1.0):
+        flat = np.full((128, 128), level, np.float32)
+        sample = add_poisson_gaussian_noise(flat, photons=10, read_noise=1.0, seed=3)
+        assert abs(anscombe(sample, photons=10, read_noise=1.0).std() - 1) < 0.1

@@ -278,3 +278,16 @@ def test_tune_otsu_watershed_chooses_on_the_images_given():
     assert tuned.best["min_distance"] in (2, 6, 30)
     assert tuned.score == max(tuned.scores)
     assert tuned.candidates == [{"min_distance": d} for d in (2, 6, 30)]
+
+
+def test_segmentation_calls_explain_bad_images():
+    """The segmentation calls give the course's messages for RGB images and stacks."""
+    x, y = nuclei_stack()
+    rgb = np.repeat(x[..., None], 3, axis=-1)
+    with pytest.raises(ValueError, match=r"stack of images \(N, Y, X\).*channels last"):
+        train_segmentation(tiny_config("distance"), rgb[:2], y[:2], x[2:], y[2:])
+    net = UNet(1, 1, depth=1, base_channels=4)
+    with pytest.raises(ValueError, match=r"RGB colour image with its channels last.*rgb2gray"):
+        segment(net, rgb[0], formulation="distance", thresholds={"seed_threshold": 0.5})
+    with pytest.raises(ValueError, match=r"stack of 3 images"):
+        segment(net, x, formulation="distance", thresholds={"seed_threshold": 0.5})

@@ -24,9 +24,15 @@ from dlbio_teach.zoo import (
     _apply_ops,
     _tolerances,
     build_description,
+    run_core_tests,
     validate_package,
 )
-from dlbio_teach.zoo_export import describe_tensors, export_bioimageio, stage_files
+from dlbio_teach.zoo_export import (
+    TORCHSCRIPT_FILE,
+    describe_tensors,
+    export_bioimageio,
+    stage_files,
+)
 from dlbio_teach.zoo_import import UntrustedCodeError, load_bioimageio, reproduce_test_outputs
 
 NAME = "Tiny test U-Net"
@@ -437,3 +443,225 @@ def test_a_small_output_maximum_still_validates(tmp_path):
     root, files = staged(tmp_path, net, t)
     summary = validate_package(describe(root, files, t, net), root, tmp_path / "small.zip")
     assert summary.status == "valid-format", summary.format()
+
+
+# ------------------------------------------------------------------ TorchScript weights
+
+def unpacked_torchscript(folder):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # torch.jit's deprecation
+        return torch.jit.load(folder / TORCHSCRIPT_FILE, map_location="cpu")
+
+
+def test_torchscript_weights_load_and_reproduce_the_test_output(exported, no_network):
+    out, unpacked = exported["out"], exported["folder"] / "unpacked"
+    rdf = (unpacked / "rdf.yaml").read_text()
+    assert "torchscript:" in rdf and "parent: pytorch_state_dict" in rdf
+    assert TORCHSCRIPT_FILE in zipfile.ZipFile(out.path).namelist()
+    assert set(out.diffs) == {"pytorch_state_dict", "torchscript"}
+    assert max(out.diffs.values()) == out.max_abs_diff < 1e-5
+    # As a tool without Python runs it: torch.jit.load, the package's normalisation, run.
+    scripted = unpacked_torchscript(unpacked)
+    x = np.load(unpacked / "test_input.npy")
+    with torch.no_grad():
+        y = scripted(torch.from_numpy(normalize_percentile(x[0, 0])[None, None])).numpy()
+    np.testing.assert_allclose(y, np.load(unpacked / "test_output.npy"), atol=1e-4)
+    # Other sizes and batches than the traced one (sides: multiples of the step, 4).
+    other = torch.rand(2, 1, 40, 24)
+    with torch.no_grad():
+        np.testing.assert_allclose(scripted(other).numpy(), exported["net"](other).numpy(),
+                                   atol=1e-5)
+    assert reproduce_test_outputs(out.path, weight_format="torchscript") < 1e-5
+    assert no_network == []
+
+
+def test_export_refuses_a_network_whose_trace_differs(tmp_path):
+    class SizeDependent(torch.nn.Module):
+        """Adds its input's width, a Python number that a trace fixes."""
+
+        config = {}
+
+        def forward(self, x):
+            return x + float(x.shape[-1])
+
+    arch = tmp_path / "arch.py"
+    arch.write_text("import torch\n\nclass SizeDependent(torch.nn.Module):\n    pass\n")
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    kw = dict(test_input=x, name=NAME, description="d", authors=AUTHORS, architecture=arch,
+              normalize=None)
+    with pytest.raises(RuntimeError, match="cannot be written as TorchScript"):
+        export_bioimageio(SizeDependent(), tmp_path / "a.zip", **kw)
+    assert not (tmp_path / "a.zip").exists()
+
+
+# ------------------------------------------------------------------ three classes
+
+CLASSES = ["background", "interior", "boundary"]
+
+
+def tiny_three_class_unet(seed=0):
+    torch.manual_seed(seed)
+    return UNet(1, 3, depth=2, base_channels=4).eval()
+
+
+@pytest.fixture(scope="module")
+def three_class(tmp_path_factory):
+    """The three-class U-Net exported as chapter 5 does: probabilities, class names."""
+    with network_blocked() as attempts:
+        folder = tmp_path_factory.mktemp("zoo3")
+        net = tiny_three_class_unet()
+        x = np.random.default_rng(2).gamma(2.0, 100.0, (1, 1, 32, 32)).astype(np.float32)
+        out = export_bioimageio(net, folder / "three.zip", test_input=x, name=NAME,
+                                description="A tiny three-class U-Net.", authors=AUTHORS,
+                                channel_names=["nuclei"], output_channel_names=CLASSES,
+                                output_activation="softmax", folder=folder / "unpacked")
+    return {"net": net, "x": x, "out": out, "folder": folder, "attempts": attempts}
+
+
+def test_three_class_package_outputs_probabilities(three_class, no_network):
+    out, unpacked = three_class["out"], three_class["folder"] / "unpacked"
+    assert three_class["attempts"] == [] and out.status == "valid-format", out.summary
+    y = np.load(unpacked / "test_output.npy")
+    assert y.shape == (1, 3, 32, 32) and y.min() >= 0 and y.max() <= 1
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)    # a distribution per pixel
+    rdf = (unpacked / "rdf.yaml").read_text()
+    assert "id: softmax" in rdf and "axis: channel" in rdf
+    assert all(name in rdf for name in CLASSES)
+    # The package's pipeline is the network's softmax; the network itself (what a
+    # fine-tuning user trains) still gives the logits, as trained.
+    loaded = load_bioimageio(out.path)
+    assert isinstance(loaded.model, UNet)
+    x = three_class["x"]
+    with torch.no_grad():
+        logits = three_class["net"](torch.from_numpy(normalize_percentile(x[0, 0])[None, None]))
+    np.testing.assert_allclose(loaded.predict(x), torch.softmax(logits, dim=1).numpy(),
+                               atol=1e-5)
+    assert out.max_abs_diff < 1e-5
+    assert reproduce_test_outputs(out.path, weight_format="torchscript") < 1e-5
+    assert no_network == []
+
+
+def test_output_activation_clear_errors(tmp_path):
+    x = np.zeros((1, 1, 16, 16), np.float32)
+    kw = dict(test_input=x, name=NAME, description="d", authors=AUTHORS)
+    with pytest.raises(ValueError, match="output_activation must be one of"):
+        export_bioimageio(tiny_three_class_unet(), tmp_path / "a.zip",
+                          output_activation="argmax", **kw)
+    with pytest.raises(ValueError, match="needs at least 2 output channels.*'sigmoid'"):
+        export_bioimageio(tiny_unet(), tmp_path / "a.zip", output_activation="softmax", **kw)
+    assert not (tmp_path / "a.zip").exists()
+
+
+def test_softmax_step_is_the_probabilities_over_channels():
+    logits = np.random.default_rng(0).normal(0, 30, (2, 3, 4, 5)).astype(np.float32)
+    ops = [{"id": "softmax", "kwargs": {"axis": "channel"}}]
+    p = _apply_ops(logits, ops, ["batch", "channel", "y", "x"])
+    np.testing.assert_allclose(p, torch.softmax(torch.from_numpy(logits), 1).numpy(),
+                               atol=1e-6)
+    assert np.isfinite(p).all()                       # large logits do not overflow
+
+
+# ------------------------------------------------------------------ input checks
+
+def test_export_explains_a_wrong_test_input_shape(tmp_path):
+    """Issue 13 item 9: the course's explanations (shape got, shape expected, the fix)."""
+    net = tiny_unet()
+    rgb = np.zeros((32, 32, 3), np.float32)
+    kw = dict(name=NAME, description="d", authors=AUTHORS)
+    with pytest.raises(ValueError, match=r"\(32, 32, 3\).*takes 1 channel.*channels last"
+                                         r".*image\[\.\.\., 0\]"):
+        export_bioimageio(net, tmp_path / "a.zip", test_input=rgb, **kw)
+    with pytest.raises(ValueError, match=r"test_input\[0\] has shape \(32, 32, 3\).*"
+                                         r"channels last"):
+        export_bioimageio(net, tmp_path / "a.zip", test_input=rgb[None], **kw)
+    with pytest.raises(ValueError, match=r"4 channel\(s\) \(axis 0 of \(4, 32, 32\)\).*"
+                                         r"takes 1.*stack\[:, None\]"):
+        export_bioimageio(net, tmp_path / "a.zip", test_input=np.zeros((4, 32, 32)), **kw)
+    with pytest.raises(ValueError, match=r"For one image \(C, Y, X\) use image\[None\]"):
+        export_bioimageio(net, tmp_path / "a.zip", test_input=np.zeros((1, 32, 32)), **kw)
+    with pytest.raises(ValueError, match="numeric"):
+        export_bioimageio(net, tmp_path / "a.zip",
+                          test_input=np.full((1, 1, 32, 32), "a", dtype=object), **kw)
+    assert not (tmp_path / "a.zip").exists()
+
+
+def test_tolerance_is_inside_the_spec_bound_for_many_maxima():
+    """The spec's check, as bioimageio.spec computes it (float32 maximum times 0.01)."""
+    tops = np.random.default_rng(0).uniform(1e-5, 2.0, 5000).astype(np.float32)
+    for top in tops:
+        tol = _tolerances(np.array([0.0, top], np.float32))[0]["absolute_tolerance"]
+        assert not tol > np.float32(top) * 0.01, top
+
+
+# ------------------------------------------------------------------ bioimageio.core
+
+CORE_MISSING = "bioimageio.core is not installed (pip install -e '.[zoo]')"
+
+
+def core_or_skip():
+    return pytest.importorskip("bioimageio.core", reason=CORE_MISSING)
+
+
+@pytest.mark.parametrize("package", ["exported", "three_class"])
+def test_bioimageio_core_test_model_passes(package, request, no_network):
+    """What the zoo runs before accepting a model: each weight format reproduces the test
+    output, and the network runs on other sizes and batch sizes. Offline."""
+    core_or_skip()
+    summary = run_core_tests(request.getfixturevalue(package)["out"].path)
+    assert summary.status == "passed", summary.format()
+    tested = {d.loc[1] for d in summary.details if len(getattr(d, "loc", ())) > 1}
+    assert {"pytorch_state_dict", "torchscript"} <= tested
+    assert no_network == []
+
+
+def test_an_old_spec_under_a_new_pydantic_is_named(monkeypatch):
+    """bioimageio.spec 0.5.12 (pinned by bioimageio.core 0.11) fails under pydantic 2.14
+    with a message about 'index_key'; the export says what to install instead."""
+    import dlbio_teach.zoo as zoo
+
+    versions = {"bioimageio.spec": (0, 5, 12), "pydantic": (2, 14, 4)}
+    monkeypatch.setattr(zoo, "_version", versions.__getitem__)
+    zoo._check_spec_works.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=r"pydantic<2\.14.*dlbio-teach\[zoo\]"):
+            zoo._spec_context()
+        versions["pydantic"] = (2, 13, 5)
+        zoo._spec_context()
+    finally:
+        zoo._check_spec_works.cache_clear()
+
+
+def test_run_core_tests_says_how_to_install(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "bioimageio.core", None)    # as if not installed
+    with pytest.raises(ImportError, match=r"dlbio-teach\[zoo\]"):
+        run_core_tests(tmp_path / "none.zip")
+
+
+def test_our_processing_matches_bioimageio_core(three_class, no_network):
+    """load_bioimageio's own pre- and post-processing (scale_range, softmax; taught in
+    chapter 5) gives what bioimageio.core gives on the same package and image."""
+    core = core_or_skip()
+    from bioimageio.core.digest_spec import create_sample_for_model
+
+    from dlbio_teach.zoo import _load_checked
+
+    descr = _load_checked(three_class["out"].path)
+    ours = load_bioimageio(three_class["out"].path)
+    x = np.random.default_rng(7).gamma(1.5, 300.0, (1, 1, 48, 64)).astype(np.float32)
+    pipeline = core.create_prediction_pipeline(descr, weight_format="pytorch_state_dict",
+                                               devices=["cpu"])
+    sample = create_sample_for_model(descr, inputs=x)
+    pipeline.apply_preprocessing(sample)
+    core_input = np.asarray(sample.members["input"].data)
+    np.testing.assert_allclose(core_input, _apply_ops(x, ours.preprocessing,
+                                                      ours.input_axes), atol=1e-5)
+    core_output = np.asarray(core.predict(model=pipeline, inputs=x).members["output"].data)
+    ours_output = ours.predict(x)
+    assert core_output.shape == ours_output.shape == (1, 3, 48, 64)
+    np.testing.assert_allclose(core_output, ours_output, atol=1e-5)
+    np.testing.assert_allclose(core_output.sum(axis=1), 1.0, atol=1e-5)
+    assert no_network == []

@@ -1,0 +1,314 @@
+"""StarDist in the course: star-convex polygons predicted by the course's own U-Net.
+
+StarDist (Schmidt et al., MICCAI 2018) describes every nucleus as a star-convex polygon:
+from each pixel inside a nucleus, ``n_rays`` rays at equal angles run to the nucleus'
+edge. A network predicts, at every pixel, the *object probability* (how far the pixel is
+inside a nucleus, 1 at the centre, falling to 0 at the edge) and the ``n_rays`` *radial
+distances*. Decoding keeps the polygons of the most probable pixels and removes those that
+overlap a better one (non-maximum suppression, NMS).
+
+Here the network is the course's :class:`~dlbio_teach.models.UNet` (PyTorch) with
+``1 + n_rays`` output channels, trained through
+:func:`~dlbio_teach.segmentation.train_segmentation` with ``formulation="stardist"``. The
+geometry is the ``stardist`` package's own (it needs no TensorFlow): the targets are
+``stardist.edt_prob`` and ``stardist.geometry.star_dist``, the decoding
+``stardist.non_maximum_suppression`` and ``stardist.geometry.polygons_to_label``.
+
+The network predicts at full resolution: StarDist's ``grid`` is 1 in both axes, so images
+of any size fit (the U-Net pads sides that are not multiples of ``2**depth``).
+
+* :func:`star_targets`: probability and distances of an instance mask, ``(1 + n_rays, Y, X)``.
+* :class:`StarDistLoss`: StarDist's loss, cross-entropy plus masked absolute error.
+* :func:`instances_from_star`: maps to labelled nuclei (NMS, then polygons to labels).
+* :func:`star_reconstruction_f1`: the best any ``n_rays`` can do on a ground truth.
+* :func:`check_star_labels`, :func:`prepare_star_labels`: what StarDist needs of labels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch  # noqa: F401 (the doctests use it)
+from scipy import ndimage as ndi
+from skimage.segmentation import relabel_sequential
+from torch.nn import functional as F
+
+from .metrics import match_dataset
+from .preprocessing import check_labels
+
+__all__ = ["DEFAULT_N_RAYS", "PROB_THRESHOLDS", "NMS_THRESHOLDS", "check_n_rays",
+           "check_star_labels", "prepare_star_labels", "star_targets", "StarDistLoss",
+           "instances_from_star", "star_threshold_grid", "star_reconstruction",
+           "star_reconstruction_f1"]
+
+#: StarDist's default number of rays in 2D.
+DEFAULT_N_RAYS = 32
+#: The object-probability thresholds that tuning tries.
+PROB_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+#: The NMS overlap thresholds that tuning tries.
+NMS_THRESHOLDS = (0.3, 0.4, 0.5)
+
+
+def check_n_rays(n_rays) -> int:
+    """Return ``n_rays`` after checking it is an integer of at least 3.
+
+    Examples
+    --------
+    >>> check_n_rays(32)
+    32
+    >>> check_n_rays(2)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_rays must be an integer of at least 3 (a polygon needs 3 corners), got 2;
+    StarDist uses 32 for nuclei.
+    """
+    if isinstance(n_rays, bool) or not isinstance(n_rays, (int, np.integer)) or n_rays < 3:
+        raise ValueError(f"n_rays must be an integer of at least 3 (a polygon needs 3 "
+                         f"corners), got {n_rays!r}; StarDist uses {DEFAULT_N_RAYS} for "
+                         "nuclei.")
+    return int(n_rays)
+
+
+def _hole_sizes(labels: np.ndarray) -> dict:
+    """Pixels of background enclosed by each object, for the objects that have any."""
+    holes = {}
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        inside = labels[box] == i
+        n = int(ndi.binary_fill_holes(inside).sum() - inside.sum())
+        if n:
+            holes[i] = n
+    return holes
+
+
+def check_star_labels(labels, *, name: str = "labels") -> np.ndarray:
+    """Return ``labels`` after checking StarDist can learn from it.
+
+    An instance mask for StarDist numbers its objects 1..N without gaps (the ``stardist``
+    geometry stores ids in 16 bits) and has no holes (a ray would stop at the hole, so the
+    polygon would not cover the object). A tile cut out of a larger mask usually has gaps:
+    :func:`prepare_star_labels` relabels it and fills holes.
+
+    Examples
+    --------
+    >>> lab = np.zeros((6, 6), int); lab[1:3, 1:3] = 1; lab[3:5, 3:5] = 3
+    >>> check_star_labels(lab)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels must number its objects 1..N without gaps: it has 2 objects with ids up
+    to 3 (missing: [2]); use prepare_star_labels(labels) (relabels 1..N, fills holes).
+    """
+    labels = check_labels(labels, name=name)
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    if len(ids) and ids[-1] != len(ids):
+        missing = np.setdiff1d(np.arange(1, ids[-1] + 1), ids)
+        shown = str(missing[:5].tolist())[:-1] + (", ...]" if len(missing) > 5 else "]")
+        raise ValueError(f"{name} must number its objects 1..N without gaps: it has "
+                         f"{len(ids)} objects with ids up to {ids[-1]} (missing: {shown}); "
+                         "use prepare_star_labels(labels) (relabels 1..N, fills holes).")
+    if len(ids) > np.iinfo(np.uint16).max:
+        raise ValueError(f"{name} has {len(ids)} objects; StarDist's geometry takes at most "
+                         "65535 per image: cut the image into tiles.")
+    holes = _hole_sizes(labels)
+    if holes:
+        first = next(iter(holes))
+        raise ValueError(f"{name} has holes in {len(holes)} object(s) (object {first}: "
+                         f"{holes[first]} pixels); StarDist's rays would stop at a hole. "
+                         "Fill them with prepare_star_labels(labels) (stardist's "
+                         "fill_label_holes).")
+    return labels
+
+
+def prepare_star_labels(labels) -> np.ndarray:
+    """Relabel an instance mask 1..N (order kept) and fill the holes in its objects.
+
+    Examples
+    --------
+    >>> lab = np.zeros((7, 7), int); lab[1:6, 1:6] = 5; lab[3, 3] = 0
+    >>> fixed = prepare_star_labels(lab)
+    >>> int(fixed.max()), int(fixed[3, 3])
+    (1, 1)
+    """
+    from stardist import fill_label_holes
+
+    labels = relabel_sequential(check_labels(labels))[0].astype(np.int32)
+    return fill_label_holes(labels).astype(np.int32)
+
+
+def star_targets(labels, n_rays: int = DEFAULT_N_RAYS) -> np.ndarray:
+    """StarDist's training targets of one instance mask: ``(1 + n_rays, Y, X)`` float32.
+
+    Channel 0 is the object probability (``stardist.edt_prob``: the distance to the
+    object's edge divided by its maximum in each object, 0 on the background); channels
+    1.. are the ``n_rays`` radial distances in pixels (``stardist.geometry.star_dist``, ray
+    ``k`` at angle ``2 pi k / n_rays``, running along ``(sin, cos)`` in ``(y, x)``), 0 on
+    the background. The labels are checked with :func:`check_star_labels`.
+
+    Examples
+    --------
+    >>> lab = np.zeros((9, 9), int); lab[2:7, 2:7] = 1
+    >>> t = star_targets(lab, n_rays=4)
+    >>> t.shape, float(t[0, 4, 4]), t[1:, 4, 4].tolist()
+    ((5, 9, 9), 1.0, [2.5, 2.5, 2.5, 2.5])
+    """
+    from stardist import edt_prob
+    from stardist.geometry import star_dist
+
+    n_rays = check_n_rays(n_rays)
+    labels = check_star_labels(labels).astype(np.int32)
+    prob = edt_prob(labels).astype(np.float32)
+    dist = star_dist(labels, n_rays).astype(np.float32)
+    return np.concatenate([prob[None], np.moveaxis(dist, -1, 0)])
+
+
+class StarDistLoss:
+    """StarDist's loss for a network whose output is ``(N, 1 + n_rays, Y, X)``.
+
+    As ``stardist``'s ``StarDist2D`` (2D defaults): binary cross-entropy between the
+    predicted probability (channel 0, as a logit: the sigmoid is part of the loss) and the
+    target :func:`star_targets` probability, plus ``dist_weight`` (0.2) times the mean
+    absolute error of the distances weighted by the target probability and divided by its
+    mean (StarDist's ``masked_loss_mae`` with ``norm_by_mask``: central pixels count most,
+    background none), plus ``background_reg`` (1e-4) times the mean absolute distance
+    predicted on the background.
+
+    Examples
+    --------
+    >>> lab = np.zeros((9, 9), int); lab[2:7, 2:7] = 1
+    >>> target = torch.from_numpy(star_targets(lab, n_rays=4))[None]
+    >>> perfect = target.clone(); perfect[:, 0] = torch.logit(target[:, 0], eps=1e-4)
+    >>> loss = StarDistLoss()
+    >>> float(loss(perfect, target)) < float(loss(torch.zeros_like(target), target))
+    True
+    """
+
+    __name__ = "StarDist loss (cross-entropy + 0.2 x masked MAE)"
+
+    def __init__(self, dist_weight: float = 0.2, background_reg: float = 1e-4):
+        self.dist_weight = float(dist_weight)
+        self.background_reg = float(background_reg)
+
+    def __call__(self, output, target):
+        """The loss of logits-and-distances ``output`` against ``target``."""
+        if output.shape != target.shape:
+            raise ValueError(f"output {tuple(output.shape)} and target {tuple(target.shape)} "
+                             "differ: the network needs 1 + n_rays output channels, as many "
+                             "as the targets have.")
+        prob = target[:, :1]
+        cross_entropy = F.binary_cross_entropy_with_logits(output[:, :1], prob)
+        error = (output[:, 1:] - target[:, 1:]).abs().mean(dim=1, keepdim=True)
+        masked = (prob * error).mean() / (prob.mean() + 1e-7)
+        background = ((1 - prob) * output[:, 1:].abs().mean(dim=1, keepdim=True)).mean()
+        return cross_entropy + self.dist_weight * (masked + self.background_reg * background)
+
+
+def _check_maps(maps) -> np.ndarray:
+    maps = np.asarray(maps, np.float32)
+    if maps.ndim != 3 or maps.shape[0] < 4:
+        raise ValueError(f"StarDist maps must be (1 + n_rays, Y, X) with n_rays >= 3, got "
+                         f"shape {maps.shape}; use predict_maps(..., formulation='stardist').")
+    if maps[0].min() < 0 or maps[0].max() > 1:
+        raise ValueError("channel 0 of StarDist maps must be probabilities in [0, 1] (the "
+                         "network gives logits); use predict_maps(..., "
+                         "formulation='stardist'), which applies the sigmoid.")
+    return maps
+
+
+def instances_from_star(maps, *, prob_threshold: float = 0.5, nms_threshold: float = 0.4,
+                        border: int = 2) -> np.ndarray:
+    """Label nuclei from StarDist maps ``(1 + n_rays, Y, X)`` (probability, distances).
+
+    Every pixel with probability above ``prob_threshold`` (and at least ``border`` pixels
+    from the image edge, as in StarDist) proposes its polygon; non-maximum suppression
+    (``stardist.non_maximum_suppression``) keeps the most probable ones, dropping any
+    polygon that overlaps a kept one by more than ``nms_threshold``; the survivors are
+    drawn by ``stardist.geometry.polygons_to_label``, least probable first. Distances are
+    clipped at 1e-3, as StarDist does. Choose both thresholds on validation images
+    (:func:`~dlbio_teach.segmentation.tune_thresholds`); StarDist's defaults are 0.5 and
+    0.4.
+
+    Examples
+    --------
+    >>> lab = np.zeros((20, 30), int); lab[3:12, 3:12] = 1; lab[6:16, 15:26] = 2
+    >>> int(instances_from_star(star_targets(lab), prob_threshold=0.6).max())
+    2
+    """
+    maps = _check_maps(maps)
+    if not 0 < prob_threshold < 1 or not 0 <= nms_threshold < 1:
+        raise ValueError(f"need 0 < prob_threshold < 1 and 0 <= nms_threshold < 1, got "
+                         f"{prob_threshold} and {nms_threshold}.")
+    from stardist import non_maximum_suppression
+    from stardist.geometry import polygons_to_label
+
+    prob = np.ascontiguousarray(maps[0])
+    dist = np.ascontiguousarray(np.moveaxis(np.maximum(maps[1:], 1e-3), 0, -1))
+    if not np.any(prob > prob_threshold):
+        return np.zeros(prob.shape, np.int32)
+    points, probs, dists = non_maximum_suppression(dist, prob, prob_thresh=prob_threshold,
+                                                   nms_thresh=nms_threshold, b=border)
+    if len(points) == 0:
+        return np.zeros(prob.shape, np.int32)
+    return polygons_to_label(dists, points, prob.shape, prob=probs).astype(np.int32)
+
+
+def star_threshold_grid() -> list[dict]:
+    """The settings that tuning tries: each probability threshold with each NMS threshold.
+
+    Examples
+    --------
+    >>> grid = star_threshold_grid()
+    >>> len(grid), grid[0]
+    (18, {'prob_threshold': 0.3, 'nms_threshold': 0.3})
+    """
+    return [{"prob_threshold": p, "nms_threshold": n}
+            for p in PROB_THRESHOLDS for n in NMS_THRESHOLDS]
+
+
+def star_reconstruction(labels, n_rays: int) -> np.ndarray:
+    """Each object of ``labels`` redrawn as the star-convex polygon of ``n_rays`` rays.
+
+    The rays start at the object's most interior pixel (the maximum of its
+    ``stardist.edt_prob``), where a trained network is most confident, and run to the
+    object's edge (``star_dist``); the polygons are drawn with ``polygons_to_label``.
+    Objects are renumbered 1..N in the order of their ids.
+
+    Examples
+    --------
+    >>> lab = np.zeros((12, 12), int); lab[2:10, 2:10] = 7
+    >>> rebuilt = star_reconstruction(lab, 32)
+    >>> int(rebuilt.max()), int(((rebuilt > 0) != (lab > 0)).sum()) < 8
+    (1, True)
+    """
+    from stardist import edt_prob
+    from stardist.geometry import polygons_to_label, star_dist
+
+    n_rays = check_n_rays(n_rays)
+    labels = relabel_sequential(check_labels(labels))[0].astype(np.int32)
+    n = int(labels.max())
+    if n == 0:
+        return np.zeros(labels.shape, np.int32)
+    centres = np.array(ndi.maximum_position(edt_prob(labels), labels, np.arange(1, n + 1)))
+    dist = star_dist(labels, n_rays)[tuple(centres.T)]
+    return polygons_to_label(dist, centres, labels.shape).astype(np.int32)
+
+
+def star_reconstruction_f1(labels, n_rays: int, *, iou_threshold: float = 0.5) -> float:
+    """F1 of the ground truth rebuilt from ``n_rays`` rays: the bound on StarDist's F1.
+
+    A StarDist network can at best predict each object's own star-convex polygon
+    (:func:`star_reconstruction`); objects it cannot describe well (long, bent, with
+    concave parts) lose IoU whatever the training. Scored against the ground truth with
+    :func:`~dlbio_teach.metrics.match_dataset` (counts pooled over images) at
+    ``iou_threshold``, for one mask ``(Y, X)`` or a stack/list of them. StarDist's own
+    data notebook shows this for several ``n_rays`` to choose it.
+
+    Examples
+    --------
+    >>> lab = np.zeros((20, 20), int); lab[2:18, 2:6] = 1; lab[14:18, 2:18] = 1  # an L
+    >>> star_reconstruction_f1(lab, 4, iou_threshold=0.7) < star_reconstruction_f1(
+    ...     lab, 32, iou_threshold=0.7)
+    True
+    """
+    stack = [labels] if np.ndim(labels) == 2 else list(labels)
+    rebuilt = [star_reconstruction(t, n_rays) for t in stack]
+    return float(match_dataset(stack, rebuilt, thresholds=[iou_threshold])[0]["f1"])

@@ -1,0 +1,183 @@
+"""dlbio_teach.augment: seeded intensity and geometric augmentations for segmentation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from dlbio_teach.augment import (
+    Augmentation,
+    flip_rotate,
+    gamma,
+    gaussian_blur,
+    gaussian_noise,
+    scale_offset,
+    zoom,
+)
+from dlbio_teach.segmentation import (
+    SegmentationConfig,
+    distance_targets,
+    three_class_targets,
+    train_segmentation,
+)
+from dlbio_teach.star import star_targets
+from dlbio_teach.synthetic import nuclei
+from dlbio_teach.training import _augment
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def disk(size=48, radius=9, centre=None):
+    yy, xx = np.mgrid[:size, :size]
+    cy, cx = centre or (size // 2, size // 2)
+    return ((yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2).astype(np.int32)
+
+
+def batch_of(kind, n=3, size=32):
+    pairs = [nuclei((size, size), 4, radius=(4, 7), seed=s) for s in range(n)]
+    x = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None]
+    labels = [p[1] for p in pairs]
+    if kind == "three_class":
+        y = torch.from_numpy(np.stack([three_class_targets(t) for t in labels]))
+    elif kind == "distance":
+        y = torch.from_numpy(np.stack([distance_targets(t) for t in labels]))[:, None]
+    else:
+        y = torch.from_numpy(np.stack([star_targets(t, 8) for t in labels]))
+    return [x, y]
+
+
+INTENSITY = {
+    "scale_offset": lambda x, g: scale_offset(x, g, scale=0.3, offset=0.1),
+    "gamma": lambda x, g: gamma(x, g, strength=0.4),
+    "noise": lambda x, g: gaussian_noise(x, g, sigma=0.1),
+    "blur": lambda x, g: gaussian_blur(x, g, sigma=1.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTENSITY))
+def test_intensity_augmentations_are_seeded(name):
+    x = batch_of("distance")[0]
+    a, b, c = (INTENSITY[name](x, gen(s)) for s in (0, 0, 1))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert not torch.equal(a, x)
+
+
+@pytest.mark.parametrize("kind", ["three_class", "distance", "stardist"])
+def test_geometric_augmentations_are_seeded(kind):
+    batch = batch_of(kind)
+    for op in (lambda b, g: zoom(b, g, strength=0.3, formulation=kind),
+               lambda b, g: flip_rotate(b, g, formulation=kind)):
+        a, b = op(batch, gen(3)), op(batch, gen(3))
+        assert all(torch.equal(s, t) for s, t in zip(a, b))
+        assert a[1].dtype == batch[1].dtype and a[1].shape == batch[1].shape
+
+
+@pytest.mark.parametrize("kind", ["three_class", "distance", "stardist"])
+def test_intensity_changes_leave_targets_alone(kind):
+    batch = batch_of(kind)
+    t = Augmentation.standard(zoom=0.0, p=1.0).transform(kind)
+    out = t(batch, gen(0))
+    assert out[1] is batch[1]
+    assert not torch.equal(out[0], batch[0])
+
+
+def test_validation_batches_pass_unchanged():
+    batch = batch_of("stardist")
+    t = Augmentation.standard(p=1.0).transform("stardist", flips=True)
+    with torch.no_grad():
+        assert t(batch, gen(0)) is batch
+
+
+def test_zoom_scales_stardist_distances_with_the_object():
+    labels = disk()
+    target = torch.from_numpy(star_targets(labels, 16))[None]
+    image = torch.from_numpy(labels.astype(np.float32))[None, None]
+    factor = 1.25
+    zx, zt = zoom([image, target], formulation="stardist", factors=torch.tensor([factor]))
+    zoomed_labels = (zx[0, 0].numpy() > 0.5).astype(np.int32)
+    # Inside the object (away from its rim), the rays are those of the zoomed object.
+    want = star_targets(zoomed_labels, 16)
+    inner = distance_targets(zoomed_labels) > 0.3
+    assert np.abs(zt[0, 1:].numpy()[:, inner] - want[1:, inner]).max() < 1.5
+    centre = zt[0, 1:, 24, 24].numpy()
+    assert np.allclose(centre, factor * target[0, 1:, 24, 24].numpy(), atol=1e-5)
+    assert abs(float(zt[0, 0].max()) - 1.0) < 0.05      # the probability is not scaled
+
+
+def test_zoom_keeps_classes_and_per_object_distances():
+    labels = disk(radius=7)
+    image = torch.from_numpy(labels.astype(np.float32))[None, None]
+    classes = torch.from_numpy(three_class_targets(labels))[None]
+    zx, zc = zoom([image, classes], formulation="three_class", factors=torch.tensor([0.8]))
+    assert set(torch.unique(zc).tolist()) <= {0, 1, 2} and zc.dtype == torch.long
+    assert int(((zc[0] > 0) != (zx[0, 0] > 0.5)).sum()) <= 4
+    dist = torch.from_numpy(distance_targets(labels))[None, None]
+    _, zd = zoom([image, dist], formulation="distance", factors=torch.tensor([1.3]))
+    assert abs(float(zd.max()) - 1.0) < 0.05             # still 1 at the centre
+
+
+def test_flip_rotate_turns_stardist_rays_with_the_image():
+    _, labels = nuclei((32, 32), 4, radius=(4, 8), seed=2)
+    target = torch.from_numpy(star_targets(labels, 16))[None]
+    seen = set()
+    for seed in range(12):
+        g = gen(seed)
+        k = int(torch.randint(0, 4, (1,), generator=g))
+        flip = bool(torch.randint(0, 2, (1,), generator=g))
+        _, out = flip_rotate([target[:, :1], target], gen(seed), formulation="stardist")
+        moved = np.rot90(labels, k)
+        moved = np.ascontiguousarray(moved[:, ::-1] if flip else moved)
+        assert np.allclose(out[0].numpy(), star_targets(moved, 16), atol=1e-4)
+        seen.add((k, flip))
+    assert len(seen) >= 6
+
+
+def test_flip_rotate_draws_as_fit_does():
+    batch = batch_of("three_class")
+    ours = flip_rotate(batch, gen(5), formulation="three_class")
+    fits = _augment(batch, gen(5))
+    assert all(torch.equal(a, b) for a, b in zip(ours, fits))
+
+
+def test_flip_rotate_needs_rays_in_fours():
+    batch = [torch.zeros(1, 1, 8, 8), torch.zeros(1, 7, 8, 8)]
+    with pytest.raises(ValueError, match="multiple of 4"):
+        flip_rotate(batch, gen(0), formulation="stardist")
+
+
+def test_augmentation_checks_its_strengths():
+    with pytest.raises(ValueError, match="noise must be at least 0"):
+        Augmentation(noise=-0.1)
+    with pytest.raises(ValueError, match="intensity_scale < 1"):
+        Augmentation(intensity_scale=1.0)
+    with pytest.raises(ValueError, match="formulation must be one of"):
+        Augmentation().transform("restoration")
+
+
+def test_train_segmentation_takes_an_augmentation():
+    pairs = [nuclei((48, 48), 5, seed=s) for s in range(3)]
+    x = np.stack([p[0] for p in pairs])
+    y = np.stack([p[1] for p in pairs])
+    config = SegmentationConfig("distance", epochs=1, n_patches=16, patch_size=32,
+                                batch_size=8, base_channels=4)
+    plain = train_segmentation(config, x[:2], y[:2], x[2:], y[2:], progress=False)[1]
+    # All strengths 0: nothing drawn, nothing changed, the same training as without.
+    none = train_segmentation(config, x[:2], y[:2], x[2:], y[2:], progress=False,
+                              augmentation=Augmentation())[1]
+    assert none.train_loss == plain.train_loss
+    runs = [train_segmentation(config, x[:2], y[:2], x[2:], y[2:], progress=False,
+                               augmentation=Augmentation.standard())[1] for _ in range(2)]
+    assert runs[0].train_loss == runs[1].train_loss != plain.train_loss
+    # Validation batches are not augmented: the first epoch's validation loss is of the
+    # network's own output on clean patches.
+    assert np.isfinite(runs[0].val_loss[0])
+
+
+def test_blur_keeps_the_mean():
+    x = torch.rand(2, 1, 24, 24)
+    y = gaussian_blur(x, gen(0), sigma=2.0)
+    assert torch.allclose(y.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=0.05)
+    assert F.mse_loss(y, x) > 0
