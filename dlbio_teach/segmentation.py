@@ -546,7 +546,7 @@ def threshold_grid(formulation: str) -> list[dict]:
     >>> len(threshold_grid("three_class")), threshold_grid("distance")[0]
     (13, {'seed_threshold': 0.3, 'foreground_threshold': 0.05})
     >>> threshold_grid("stardist")[0]
-    {'prob_threshold': 0.3, 'nms_threshold': 0.3}
+    {'prob_threshold': 0.2, 'nms_threshold': 0.3}
     """
     if _check_formulation(formulation) == "stardist":
         return star_threshold_grid()

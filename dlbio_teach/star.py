@@ -42,7 +42,7 @@ __all__ = ["DEFAULT_N_RAYS", "PROB_THRESHOLDS", "NMS_THRESHOLDS", "check_n_rays"
 #: StarDist's default number of rays in 2D.
 DEFAULT_N_RAYS = 32
 #: The object-probability thresholds that tuning tries.
-PROB_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+PROB_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 #: The NMS overlap thresholds that tuning tries.
 NMS_THRESHOLDS = (0.3, 0.4, 0.5)
 
@@ -258,7 +258,7 @@ def star_threshold_grid() -> list[dict]:
     --------
     >>> grid = star_threshold_grid()
     >>> len(grid), grid[0]
-    (18, {'prob_threshold': 0.3, 'nms_threshold': 0.3})
+    (18, {'prob_threshold': 0.2, 'nms_threshold': 0.3})
     """
     return [{"prob_threshold": p, "nms_threshold": n}
             for p in PROB_THRESHOLDS for n in NMS_THRESHOLDS]

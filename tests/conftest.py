@@ -151,3 +151,64 @@ def _close_figures():
     yield
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
+
+
+# --- Shared by the record, model-card and zoo tests ----------------------------------------
+
+def _tiny_unet(seed=0, depth=2):
+    """A small U-Net with non-trivial weights and batch-norm statistics."""
+    import torch
+
+    from dlbio_teach.models import UNet
+    torch.manual_seed(seed)
+    net = UNet(1, 1, depth=depth, base_channels=4)
+    with torch.no_grad():
+        for name, buf in net.named_buffers():
+            if name.endswith("running_mean"):
+                buf.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def _history():
+    from dlbio_teach.training import History
+    return History(train_loss=[0.9, 0.5, 0.4], val_loss=[1.0, 0.6, 0.7], best_epoch=1,
+                   best_loss=0.6, stopped_early=True, seconds=1.5)
+
+
+def _make_record(net, **overrides):
+    import numpy as np
+
+    from dlbio_teach.records import RunRecord
+    from dlbio_teach.runtime import get_profile
+    kwargs = dict(model=net, history=_history(), seed=3, profile=get_profile("smoke"),
+                  hyperparameters={"lr": np.float32(1e-3), "batch_size": np.int64(16),
+                                   "loss": "mse", "optimizer": "Adam",
+                                   "normalisation": "percentile (1, 99.8)"},
+                  datasets=["stardist_nuclei", "blobs"],
+                  splits={"train": np.arange(3), "val": [3], "test": (4, 5)},
+                  metrics={"F1@0.5": {"estimate": np.float64(0.8125), "low": 0.75,
+                                      "high": 0.87, "level": 0.95, "n": np.int32(40)},
+                           "psnr": np.float32(27.5)})
+    kwargs.update(overrides)
+    return RunRecord.create(**kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_unet():
+    """``tiny_unet(seed=0, depth=2)``: a small U-Net in eval mode with non-trivial
+    batch-norm statistics."""
+    return _tiny_unet
+
+
+@pytest.fixture(scope="session")
+def history():
+    """``history()``: a training history that stopped early."""
+    return _history
+
+
+@pytest.fixture(scope="session")
+def make_record():
+    """``make_record(net, **overrides)``: a run record with every field filled."""
+    return _make_record

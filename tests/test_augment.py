@@ -98,10 +98,12 @@ def test_zoom_scales_stardist_distances_with_the_object():
     factor = 1.25
     zx, zt = zoom([image, target], formulation="stardist", factors=torch.tensor([factor]))
     zoomed_labels = (zx[0, 0].numpy() > 0.5).astype(np.int32)
-    # Inside the object (away from its rim), the rays are those of the zoomed object.
+    # Inside the object (away from its rim), the rays are those of the zoomed object, up
+    # to the rasterisation of the two disks (about half a pixel).
     want = star_targets(zoomed_labels, 16)
     inner = distance_targets(zoomed_labels) > 0.3
-    assert np.abs(zt[0, 1:].numpy()[:, inner] - want[1:, inner]).max() < 1.5
+    error = np.abs(zt[0, 1:].numpy()[:, inner] - want[1:, inner])
+    assert error.mean() < 0.6 and error.max() < 2.5
     centre = zt[0, 1:, 24, 24].numpy()
     assert np.allclose(centre, factor * target[0, 1:, 24, 24].numpy(), atol=1e-5)
     assert abs(float(zt[0, 0].max()) - 1.0) < 0.05      # the probability is not scaled
@@ -123,7 +125,7 @@ def test_flip_rotate_turns_stardist_rays_with_the_image():
     _, labels = nuclei((32, 32), 4, radius=(4, 8), seed=2)
     target = torch.from_numpy(star_targets(labels, 16))[None]
     seen = set()
-    for seed in range(12):
+    for seed in range(26):
         g = gen(seed)
         k = int(torch.randint(0, 4, (1,), generator=g))
         flip = bool(torch.randint(0, 2, (1,), generator=g))
@@ -132,7 +134,7 @@ def test_flip_rotate_turns_stardist_rays_with_the_image():
         moved = np.ascontiguousarray(moved[:, ::-1] if flip else moved)
         assert np.allclose(out[0].numpy(), star_targets(moved, 16), atol=1e-4)
         seen.add((k, flip))
-    assert len(seen) >= 6
+    assert len(seen) == 8
 
 
 def test_flip_rotate_draws_as_fit_does():

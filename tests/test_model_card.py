@@ -1,7 +1,6 @@
 """dlbio_teach.model_card and dlbio_teach.checklist: the model card and the reporting checklist."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,45 +14,10 @@ from dlbio_teach.checklist import (
 )
 from dlbio_teach.data import REGISTRY
 from dlbio_teach.model_card import model_card
-from dlbio_teach.models import UNet
 from dlbio_teach.records import RunRecord
-from dlbio_teach.runtime import get_profile
-from dlbio_teach.training import History
 
 
-def tiny_unet(seed=0, depth=2):
-    """A small U-Net with non-trivial weights and batch-norm statistics."""
-    torch.manual_seed(seed)
-    net = UNet(1, 1, depth=depth, base_channels=4)
-    with torch.no_grad():
-        for name, buf in net.named_buffers():
-            if name.endswith("running_mean"):
-                buf.normal_(0, 0.1)
-            elif name.endswith("running_var"):
-                buf.uniform_(0.5, 1.5)
-    return net.eval()
-
-
-def history():
-    return History(train_loss=[0.9, 0.5, 0.4], val_loss=[1.0, 0.6, 0.7], best_epoch=1,
-                   best_loss=0.6, stopped_early=True, seconds=1.5)
-
-
-def make_record(net, **overrides):
-    kwargs = dict(model=net, history=history(), seed=3, profile=get_profile("smoke"),
-                  hyperparameters={"lr": np.float32(1e-3), "batch_size": np.int64(16),
-                                   "loss": "mse", "optimizer": "Adam",
-                                   "normalisation": "percentile (1, 99.8)"},
-                  datasets=["stardist_nuclei", "blobs"],
-                  splits={"train": np.arange(3), "val": [3], "test": (4, 5)},
-                  metrics={"F1@0.5": {"estimate": np.float64(0.8125), "low": 0.75,
-                                      "high": 0.87, "level": 0.95, "n": np.int32(40)},
-                           "psnr": np.float32(27.5)})
-    kwargs.update(overrides)
-    return RunRecord.create(**kwargs)
-
-
-def test_model_card_has_metrics_cis_and_dataset_licence():
+def test_model_card_has_metrics_cis_and_dataset_licence(make_record, tiny_unet):
     rec = make_record(tiny_unet())
     card = model_card(rec, intended_use="Nuclei in DSB-like images.",
                       limitations="Not tested on tissue.", authors=["A. Student"])
@@ -72,7 +36,7 @@ def test_model_card_has_metrics_cis_and_dataset_licence():
         model_card(rec, intended_use=" ", limitations="x")
 
 
-def test_checklist_answers_what_the_record_knows():
+def test_checklist_answers_what_the_record_knows(make_record, tiny_unet):
     rec = make_record(tiny_unet())
     rows = {r["key"]: r for r in fill_checklist(rec)}
     assert set(rows) == {item.key for item in CHECKLIST}
@@ -94,7 +58,7 @@ def test_checklist_answers_what_the_record_knows():
         fill_checklist(rec, answers={"sed": "0"})
 
 
-def test_checklist_flags_leaky_splits_and_renders_markdown(tmp_path):
+def test_checklist_flags_leaky_splits_and_renders_markdown(make_record, tiny_unet, tmp_path):
     rec = make_record(tiny_unet(), splits={"train": [0, 1, 2], "test": [2, 3]},
                       metrics={"psnr": 27.0})
     rows = {r["key"]: r for r in fill_checklist(rec)}
@@ -134,7 +98,7 @@ def test_an_unknown_key_in_the_answer_table_fails():
     _check_answer_table(AUTO_ANSWERS)                         # the real table passes
 
 
-def test_each_auto_answer_gives_answer_and_status_or_none():
+def test_each_auto_answer_gives_answer_and_status_or_none(make_record, tiny_unet):
     rec = make_record(tiny_unet())
     empty = RunRecord(created="", versions={}, hardware={}, seed=None, profile={},
                       hyperparameters={}, datasets={}, splits={}, history={}, metrics={},
@@ -148,7 +112,7 @@ def test_each_auto_answer_gives_answer_and_status_or_none():
             assert status in ("answered", "attention"), key
 
 
-def test_a_bad_status_in_the_table_is_reported(monkeypatch):
+def test_a_bad_status_in_the_table_is_reported(make_record, tiny_unet, monkeypatch):
     monkeypatch.setitem(AUTO_ANSWERS, "seed", lambda r: ("attention", "seed 0"))
     with pytest.raises(ValueError, match="status 'seed 0'"):
         fill_checklist(make_record(tiny_unet()))

@@ -13,7 +13,6 @@ import torch
 
 from dlbio_teach.data import REGISTRY, file_sha256
 from dlbio_teach.model_card import model_card
-from dlbio_teach.models import UNet
 from dlbio_teach.records import (
     RECORD_FILE,
     WEIGHTS_FILE,
@@ -28,39 +27,7 @@ from dlbio_teach.runtime import get_profile
 from dlbio_teach.training import History
 
 
-def tiny_unet(seed=0, depth=2):
-    """A small U-Net with non-trivial weights and batch-norm statistics."""
-    torch.manual_seed(seed)
-    net = UNet(1, 1, depth=depth, base_channels=4)
-    with torch.no_grad():
-        for name, buf in net.named_buffers():
-            if name.endswith("running_mean"):
-                buf.normal_(0, 0.1)
-            elif name.endswith("running_var"):
-                buf.uniform_(0.5, 1.5)
-    return net.eval()
-
-
-def history():
-    return History(train_loss=[0.9, 0.5, 0.4], val_loss=[1.0, 0.6, 0.7], best_epoch=1,
-                   best_loss=0.6, stopped_early=True, seconds=1.5)
-
-
-def make_record(net, **overrides):
-    kwargs = dict(model=net, history=history(), seed=3, profile=get_profile("smoke"),
-                  hyperparameters={"lr": np.float32(1e-3), "batch_size": np.int64(16),
-                                   "loss": "mse", "optimizer": "Adam",
-                                   "normalisation": "percentile (1, 99.8)"},
-                  datasets=["stardist_nuclei", "blobs"],
-                  splits={"train": np.arange(3), "val": [3], "test": (4, 5)},
-                  metrics={"F1@0.5": {"estimate": np.float64(0.8125), "low": 0.75,
-                                      "high": 0.87, "level": 0.95, "n": np.int32(40)},
-                           "psnr": np.float32(27.5)})
-    kwargs.update(overrides)
-    return RunRecord.create(**kwargs)
-
-
-def test_record_round_trip_weights_and_rebuilt_outputs(tmp_path):
+def test_record_round_trip_weights_and_rebuilt_outputs(make_record, tiny_unet, tmp_path):
     net = tiny_unet()
     rec = make_record(net)
     path = rec.save(tmp_path)
@@ -80,7 +47,7 @@ def test_record_round_trip_weights_and_rebuilt_outputs(tmp_path):
         assert torch.equal(rebuilt(x), net(x))
 
 
-def test_record_json_is_plain_sorted_and_strict(tmp_path):
+def test_record_json_is_plain_sorted_and_strict(make_record, tiny_unet, tmp_path):
     net = tiny_unet()
     h = History(train_loss=[np.float32(0.5)], val_loss=[], best_loss=float("inf"),
                 seconds=1.5)
@@ -107,7 +74,7 @@ def test_record_json_is_plain_sorted_and_strict(tmp_path):
     assert rec.wall_time_s == 1.5                              # from the history
 
 
-def test_record_datasets_come_from_the_registry():
+def test_record_datasets_come_from_the_registry(make_record, tiny_unet):
     rec = make_record(tiny_unet())
     for name in ("stardist_nuclei", "blobs"):
         entry, registered = rec.datasets[name], REGISTRY[name]
@@ -119,7 +86,7 @@ def test_record_datasets_come_from_the_registry():
         make_record(tiny_unet(), datasets=["no_such_dataset"])
 
 
-def test_record_clear_errors(tmp_path):
+def test_record_clear_errors(make_record, tiny_unet, tmp_path):
     net = tiny_unet()
     with pytest.raises(ValueError, match="non-negative integer"):
         make_record(net, seed=-1)
@@ -142,7 +109,7 @@ def test_record_clear_errors(tmp_path):
         RunRecord.load(tmp_path / "nothing")
 
 
-def test_record_takes_ci_objects_as_validation_returns_them():
+def test_record_takes_ci_objects_as_validation_returns_them(make_record, tiny_unet):
     """An intervals.BootstrapCI is stored as a plain dict."""
     from dlbio_teach.intervals import BootstrapCI
 
@@ -153,7 +120,7 @@ def test_record_takes_ci_objects_as_validation_returns_them():
     assert "| F1@0.5 | 0.8 | 95% CI [0.7, 0.9] | method: BCa, n: 12 |" in card
 
 
-def test_rebuild_model_refuses_other_or_missing_weights(tmp_path):
+def test_rebuild_model_refuses_other_or_missing_weights(make_record, tiny_unet, tmp_path):
     rec = make_record(tiny_unet(seed=0))
     rec.save(tmp_path)
     torch.save(tiny_unet(seed=1).state_dict(), tmp_path / WEIGHTS_FILE)
@@ -167,7 +134,7 @@ def test_rebuild_model_refuses_other_or_missing_weights(tmp_path):
         rebuild_model(unsaved, folder=tmp_path)
 
 
-def test_compare_metrics_flags_a_changed_score():
+def test_compare_metrics_flags_a_changed_score(make_record, tiny_unet):
     recorded = make_record(tiny_unet()).metrics
     rows = {r["metric"]: r for r in compare_metrics(recorded, {"F1@0.5": 0.8125,
                                                                "psnr": 27.0})}
@@ -191,7 +158,7 @@ def test_records_does_not_import_training():
     assert out.stdout.strip() == "False"
 
 
-def test_record_takes_any_history_with_to_dict():
+def test_record_takes_any_history_with_to_dict(make_record, tiny_unet):
     """Records stands before training: History is known by its to_dict() only."""
 
     class LoggedHistory:
@@ -210,7 +177,7 @@ def test_record_takes_any_history_with_to_dict():
         make_record(tiny_unet(), history={"loss": [0.9]})
 
 
-def test_record_versions_name_the_torch_build():
+def test_record_versions_name_the_torch_build(make_record, tiny_unet):
     """torch.__version__ names the build (e.g. 2.13.0+cu130); the package version may not."""
     versions = make_record(tiny_unet()).versions
     assert versions["torch"] == torch.__version__
@@ -220,7 +187,7 @@ def test_record_versions_name_the_torch_build():
     assert versions["cudnn"] == cudnn
 
 
-def test_record_without_a_profile(tmp_path):
+def test_record_without_a_profile(history, make_record, tiny_unet, tmp_path):
     """A plain fit (no course profile) can still write a record."""
     net = tiny_unet()
     rec = RunRecord.create(model=net, history=history(), seed=0, hyperparameters={})
@@ -232,7 +199,7 @@ def test_record_without_a_profile(tmp_path):
     assert make_record(net, profile=None).profile == {}
 
 
-def test_save_and_load_weights(tmp_path):
+def test_save_and_load_weights(tiny_unet, tmp_path):
     a, b = tiny_unet(seed=0), tiny_unet(seed=1)
     path = save_weights(a, tmp_path / "sub" / "w.pt")
     assert path == tmp_path / "sub" / "w.pt" and not list(tmp_path.rglob("*.tmp"))

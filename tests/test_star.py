@@ -114,7 +114,8 @@ def test_a_model_with_the_wrong_number_of_rays_is_refused():
 def test_maps_that_are_not_stardists_are_refused():
     with pytest.raises(ValueError, match=r"\(1 \+ n_rays, Y, X\)"):
         instances_from_star(np.zeros((3, 8, 8)))
-    logits = np.zeros((9, 8, 8)); logits[0] = 4.0
+    logits = np.zeros((9, 8, 8))
+    logits[0] = 4.0
     with pytest.raises(ValueError, match="probabilities in"):
         instances_from_maps(logits, formulation="stardist")
     with pytest.raises(ValueError, match="1 \\+ n_rays"):

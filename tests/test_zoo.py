@@ -16,9 +16,7 @@ from dlbio_teach import models as models_module
 from dlbio_teach.data import file_sha256
 from dlbio_teach.models import UNet
 from dlbio_teach.preprocessing import normalize_percentile
-from dlbio_teach.records import RECORD_FILE, WEIGHTS_FILE, RunRecord, state_sha256
-from dlbio_teach.runtime import get_profile
-from dlbio_teach.training import History
+from dlbio_teach.records import RECORD_FILE, WEIGHTS_FILE, state_sha256
 from dlbio_teach.zoo import (
     PackageTensors,
     _apply_ops,
@@ -39,36 +37,10 @@ NAME = "Tiny test U-Net"
 AUTHORS = ["A. Student"]
 
 
-def tiny_unet(seed=0, depth=2):
-    """A small U-Net with non-trivial weights and batch-norm statistics."""
-    torch.manual_seed(seed)
-    net = UNet(1, 1, depth=depth, base_channels=4)
-    with torch.no_grad():
-        for name, buf in net.named_buffers():
-            if name.endswith("running_mean"):
-                buf.normal_(0, 0.1)
-            elif name.endswith("running_var"):
-                buf.uniform_(0.5, 1.5)
-    return net.eval()
 
 
-def history():
-    return History(train_loss=[0.9, 0.5, 0.4], val_loss=[1.0, 0.6, 0.7], best_epoch=1,
-                   best_loss=0.6, stopped_early=True, seconds=1.5)
 
 
-def make_record(net, **overrides):
-    kwargs = dict(model=net, history=history(), seed=3, profile=get_profile("smoke"),
-                  hyperparameters={"lr": np.float32(1e-3), "batch_size": np.int64(16),
-                                   "loss": "mse", "optimizer": "Adam",
-                                   "normalisation": "percentile (1, 99.8)"},
-                  datasets=["stardist_nuclei", "blobs"],
-                  splits={"train": np.arange(3), "val": [3], "test": (4, 5)},
-                  metrics={"F1@0.5": {"estimate": np.float64(0.8125), "low": 0.75,
-                                      "high": 0.87, "level": 0.95, "n": np.int32(40)},
-                           "psnr": np.float32(27.5)})
-    kwargs.update(overrides)
-    return RunRecord.create(**kwargs)
 
 
 @contextlib.contextmanager
@@ -104,7 +76,7 @@ def no_network():
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(make_record, tiny_unet, tmp_path_factory):
     """One export (with a run record) shared by the zoo tests; no network allowed."""
     with network_blocked() as attempts:
         folder = tmp_path_factory.mktemp("zoo")
@@ -179,7 +151,7 @@ def test_the_network_guard_sees_what_online_validation_would_do(exported, no_net
     assert "github.com" in no_network
 
 
-def test_altered_package_is_refused(exported, tmp_path):
+def test_altered_package_is_refused(tiny_unet, exported, tmp_path):
     src = exported["out"].path
     bad = tmp_path / "altered.zip"
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w") as zout:
@@ -232,7 +204,7 @@ def test_foreign_architecture_needs_trust(tmp_path, no_network):
     assert no_network == []
 
 
-def test_export_clear_errors(tmp_path):
+def test_export_clear_errors(tiny_unet, tmp_path):
     net = tiny_unet()
     good = np.random.default_rng(0).random((1, 1, 32, 32), dtype=np.float32)
     kw = dict(name=NAME, description="d", authors=AUTHORS)
@@ -259,7 +231,7 @@ def test_export_clear_errors(tmp_path):
     assert not (tmp_path / "a.zip").exists()
 
 
-def test_export_refuses_a_model_that_fails_or_is_not_self_contained(tmp_path):
+def test_export_refuses_a_model_that_fails_or_is_not_self_contained(tiny_unet, tmp_path):
     class NeedsMultipleOf8(torch.nn.Module):
         """Fails on sides that are not multiples of 8 (no padding), like a plain U-Net."""
 
@@ -289,7 +261,7 @@ def test_export_refuses_a_model_that_fails_or_is_not_self_contained(tmp_path):
                           callable_name="Missing")
 
 
-def test_export_refuses_a_model_other_than_the_record(tmp_path):
+def test_export_refuses_a_model_other_than_the_record(make_record, tiny_unet, tmp_path):
     rec = make_record(tiny_unet(seed=0))
     x = np.zeros((1, 1, 16, 16), np.float32)
     with pytest.raises(ValueError, match="weights differ from those of the run record"):
@@ -340,7 +312,7 @@ def describe(root, files, tensors, net, **kwargs):
     return build_description(root, files, tensors, **args)
 
 
-def test_describe_tensors_is_the_course_pipeline():
+def test_describe_tensors_is_the_course_pipeline(tiny_unet):
     net = tiny_unet()
     t = small_tensors(net, channel_names=["DAPI"])
     np.testing.assert_allclose(t.model_input[0, 0], normalize_percentile(t.test_input[0, 0]),
@@ -361,7 +333,7 @@ def test_describe_tensors_is_the_course_pipeline():
         small_tensors(net, step=32)
 
 
-def test_stage_files_writes_every_file_of_the_package(tmp_path):
+def test_stage_files_writes_every_file_of_the_package(make_record, tiny_unet, tmp_path):
     net = tiny_unet()
     rec = make_record(net)
     root, files = staged(tmp_path, net, small_tensors(net), record=rec)
@@ -377,7 +349,7 @@ def test_stage_files_writes_every_file_of_the_package(tmp_path):
                                   small_tensors(net).test_output)
 
 
-def test_build_description_from_staged_files(tmp_path):
+def test_build_description_from_staged_files(make_record, tiny_unet, tmp_path):
     net = tiny_unet()
     rec = make_record(net)
     tensors = small_tensors(net)
@@ -406,7 +378,7 @@ def test_build_description_from_staged_files(tmp_path):
         describe(root, files, tensors, net, description="x" * 2000)   # over 1024
 
 
-def test_validate_package_keeps_only_a_valid_zip(tmp_path):
+def test_validate_package_keeps_only_a_valid_zip(tiny_unet, tmp_path):
     net = tiny_unet()
     tensors = small_tensors(net)
     root, files = staged(tmp_path, net, tensors)
@@ -432,7 +404,7 @@ def test_tolerance_is_strictly_inside_the_spec_bound(top):
     assert tol >= 0.004 * float(y.max())             # not needlessly strict
 
 
-def test_a_small_output_maximum_still_validates(tmp_path):
+def test_a_small_output_maximum_still_validates(tiny_unet, tmp_path):
     """End to end: a test output whose maximum made the old tolerance fail the spec."""
     net = tiny_unet()
     t = small_tensors(net)
@@ -543,7 +515,7 @@ def test_three_class_package_outputs_probabilities(three_class, no_network):
     assert no_network == []
 
 
-def test_output_activation_clear_errors(tmp_path):
+def test_output_activation_clear_errors(tiny_unet, tmp_path):
     x = np.zeros((1, 1, 16, 16), np.float32)
     kw = dict(test_input=x, name=NAME, description="d", authors=AUTHORS)
     with pytest.raises(ValueError, match="output_activation must be one of"):
@@ -565,7 +537,7 @@ def test_softmax_step_is_the_probabilities_over_channels():
 
 # ------------------------------------------------------------------ input checks
 
-def test_export_explains_a_wrong_test_input_shape(tmp_path):
+def test_export_explains_a_wrong_test_input_shape(tiny_unet, tmp_path):
     """Issue 13 item 9: the course's explanations (shape got, shape expected, the fix)."""
     net = tiny_unet()
     rgb = np.zeros((32, 32, 3), np.float32)
