@@ -5,7 +5,8 @@ split: ``grid_tiles(image, 4, 4)``, ``split_indices(16, (0.5, 0.2, 0.3), seed=0)
 normalised with ``normalize_percentile``, labels through ``prepare_star_labels``) with the
 same patch size, batch size, number of optimisation steps, rays, flips and 90-degree
 rotations, and the same number of validation patches for choosing the best epoch. Each
-keeps its own network (the course: a depth-2 U-Net of 16 channels at full resolution;
+keeps its own network (the course: a depth-2 U-Net of 32 channels at full resolution, as
+``SegmentationConfig.from_profile("stardist", standard)`` gives;
 StarDist2D: its default depth-3 U-Net of 32, learning rate 3e-4) and its own way of
 drawing patches (the course: ``n_patches`` drawn once, seen every epoch; StarDist2D: fresh
 patches each step, 90 % with foreground). The thresholds of both are tuned on the
@@ -61,13 +62,14 @@ def tiles_and_split():
     return tiles, labels, split_indices(len(tiles), (0.5, 0.2, 0.3), seed=0)
 
 
-def ours(x, y, xv, yv, *, patch, batch, steps_per_epoch, epochs, n_rays, n_val, seed):
+def ours(x, y, xv, yv, *, patch, batch, steps_per_epoch, epochs, n_rays, n_val, seed,
+         channels):
     """Train the course's StarDist; return (maps function, seconds)."""
     from dlbio_teach.segmentation import SegmentationConfig, predict_maps, train_segmentation
 
     config = SegmentationConfig("stardist", epochs=epochs, n_patches=steps_per_epoch * batch,
                                 patch_size=patch, batch_size=batch, n_rays=n_rays,
-                                n_val_patches=n_val)
+                                n_val_patches=n_val, base_channels=channels)
     start = time.perf_counter()
     net, _ = train_segmentation(config, x, y, xv, yv, seed=seed, progress=False)
     seconds = time.perf_counter() - start
@@ -84,7 +86,7 @@ def _fliprot(x, y):
 
 
 def theirs(x, y, xv, yv, *, patch, batch, steps_per_epoch, epochs, n_rays, n_val, seed,
-           basedir):
+           basedir, channels=None):
     """Train StarDist2D; return (model, maps function, seconds)."""
     import tensorflow as tf
     from stardist.models import Config2D, StarDist2D
@@ -122,7 +124,8 @@ def score(truth, predictions) -> dict:
 
 def tuned_predictions(maps_of, xv, yv, xt):
     """Tune on validation with the course's grid, then segment the test tiles."""
-    from dlbio_teach.segmentation import instances_from_maps, tune_thresholds
+    from dlbio_teach.segmentation import instances_from_maps
+    from dlbio_teach.tuning import tune_thresholds
 
     tuning = tune_thresholds([maps_of(t) for t in xv], list(yv), formulation="stardist")
     return tuning.best, [instances_from_maps(maps_of(t), formulation="stardist", **tuning.best)
@@ -136,6 +139,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps-per-epoch", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--rays", type=int, default=32)
+    parser.add_argument("--channels", type=int, default=32,
+                        help="base channels of the course's U-Net (its standard StarDist: 32)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
@@ -147,7 +152,7 @@ def main(argv=None) -> int:
 
     tiles, labels, (train, val, test) = tiles_and_split()
     budget = dict(patch=args.patch, batch=args.batch, steps_per_epoch=args.steps_per_epoch,
-                  epochs=args.epochs, n_rays=args.rays, seed=args.seed,
+                  epochs=args.epochs, n_rays=args.rays, seed=args.seed, channels=args.channels,
                   n_val=max(32, args.steps_per_epoch * args.batch // 4))
     data = (tiles[train], labels[train], tiles[val], labels[val])
     rows = {}

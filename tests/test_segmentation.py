@@ -147,13 +147,11 @@ from dlbio_teach.segmentation import (  # noqa: E402
     instances_from_maps,
     predict_maps,
     segment,
-    threshold_grid,
     train_segmentation,
     training_targets,
-    tune_otsu_watershed,
-    tune_thresholds,
 )
 from dlbio_teach.training import fit  # noqa: E402
+from dlbio_teach.tuning import threshold_grid, tune_otsu_watershed, tune_thresholds  # noqa: E402
 
 
 def nuclei_stack(n=3, size=64, seed=0):
@@ -291,3 +289,27 @@ def test_segmentation_calls_explain_bad_images():
         segment(net, rgb[0], formulation="distance", thresholds={"seed_threshold": 0.5})
     with pytest.raises(ValueError, match=r"stack of 3 images"):
         segment(net, x, formulation="distance", thresholds={"seed_threshold": 0.5})
+
+
+def test_train_segmentation_reuses_an_identical_run(tmp_path):
+    """Same settings, seed and data: the earlier network is loaded, not trained again;
+    anything different trains."""
+    x, y = nuclei_stack()
+    config = tiny_config("distance", epochs=1)
+    first, h1 = train_segmentation(config, x[:2], y[:2], x[2:], y[2:], progress=False,
+                                   run_dir=tmp_path / "first")
+    again, h2 = train_segmentation(config, x[:2], y[:2], x[2:], y[2:], progress=False,
+                                   reuse=tmp_path / "first", run_dir=tmp_path / "again")
+    import torch
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
+                                                  again.state_dict().values()))
+    assert h2.train_loss == pytest.approx(h1.train_loss)
+    assert "reused from" in RunRecord.load(tmp_path / "again").notes
+    train_segmentation(config, x[:2], y[:2], x[2:], y[2:], seed=1, progress=False,
+                       reuse=tmp_path / "first", run_dir=tmp_path / "seed1")
+    assert "reused" not in RunRecord.load(tmp_path / "seed1").notes      # another seed: trained
+    changed_data = x.copy()
+    changed_data[0, 0, 0] += 0.5
+    train_segmentation(config, changed_data[:2], y[:2], x[2:], y[2:], progress=False,
+                       reuse=tmp_path / "first", run_dir=tmp_path / "data")
+    assert "reused" not in RunRecord.load(tmp_path / "data").notes       # other data: trained
