@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     env = dict(os.environ, DLBIO_PROFILE=args.profile, DLBIO_WIDGETS="0")
     env.pop("MPLBACKEND", None)          # the kernel's inline backend: figures in the outputs
     if not env.get("DLBIO_DATA_MIRROR") and MIRROR_DIR.is_dir():
-        from dlbio_teach.data import serve_mirror
+        from dlbio_teach.mirror import serve_mirror
         env["DLBIO_DATA_MIRROR"], _ = serve_mirror(MIRROR_DIR)
 
     results = []

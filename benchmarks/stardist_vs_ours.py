@@ -48,7 +48,8 @@ MIRROR_DIR = REPO_ROOT.parent / "shared" / "data-mirror"
 
 def tiles_and_split():
     """Chapter 3's tiles, labels (made ready for StarDist) and split."""
-    from dlbio_teach.data import load, serve_mirror
+    from dlbio_teach.data import load
+    from dlbio_teach.mirror import serve_mirror
     from dlbio_teach.preprocessing import grid_tiles, normalize_percentile, split_indices
     from dlbio_teach.star import prepare_star_labels
 

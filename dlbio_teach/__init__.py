@@ -1,12 +1,12 @@
 """dlbio_teach: the companion package of *Deep learning for bioimage analysis, done right*.
 
 Modules, in the order data flows through them (a module imports only those before it):
-:mod:`runtime`, :mod:`data`, :mod:`preprocessing`, :mod:`synthetic`, :mod:`metrics`,
-:mod:`models`, :mod:`records`, :mod:`training`, :mod:`prediction`, :mod:`augment`,
-:mod:`restoration`, :mod:`star`, :mod:`segmentation`, :mod:`tuning`, :mod:`intervals`,
-:mod:`annotators`, :mod:`ensembles`, :mod:`shift`, :mod:`model_card`, :mod:`checklist`,
-:mod:`zoo`, :mod:`zoo_import`, :mod:`zoo_export`; :mod:`viz`, :mod:`widgets` and
-:mod:`exercises` may read from any of them.
+:mod:`runtime`, :mod:`data`, :mod:`mirror`, :mod:`preprocessing`, :mod:`synthetic`,
+:mod:`metrics`, :mod:`models`, :mod:`records`, :mod:`training`, :mod:`prediction`,
+:mod:`augment`, :mod:`restoration`, :mod:`star`, :mod:`segmentation`, :mod:`tuning`,
+:mod:`intervals`, :mod:`annotators`, :mod:`ensembles`, :mod:`shift`, :mod:`model_card`,
+:mod:`checklist`, :mod:`zoo`, :mod:`zoo_import`, :mod:`zoo_export`; :mod:`viz`,
+:mod:`widgets` and :mod:`exercises` may read from any of them.
 """
 __version__ = "0.3.0"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbio_teach.data import serve_mirror
+from dlbio_teach.mirror import serve_mirror
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIRROR_DIR = REPO_ROOT.parent / "shared" / "data-mirror"
