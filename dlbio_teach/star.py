@@ -226,7 +226,7 @@ def instances_from_star(maps, *, prob_threshold: float = 0.5, nms_threshold: flo
     polygon that overlaps a kept one by more than ``nms_threshold``; the survivors are
     drawn by ``stardist.geometry.polygons_to_label``, least probable first. Distances are
     clipped at 1e-3, as StarDist does. Choose both thresholds on validation images
-    (:func:`~dlbio_teach.segmentation.tune_thresholds`); StarDist's defaults are 0.5 and
+    (:func:`~dlbio_teach.tuning.tune_thresholds`); StarDist's defaults are 0.5 and
     0.4.
 
     Examples

@@ -27,7 +27,21 @@ def test_available_checkers():
                                  "photon_snr", "n2v_mask", "best_sigma", "f1_from_counts",
                                  "threshold_split", "hygiene_steps",
                                  "images_to_halve_ci", "majority_mask", "weights_sha256",
-                                 "package_preprocessing", "trainable_parameters"])
+                                 "package_preprocessing", "trainable_parameters",
+                                 "prediction"])
+
+
+@pytest.mark.parametrize(("answer", "before", "after", "ok"), [
+    ("lower", 0.5, 0.2, True), ("higher", 0.5, 0.2, False), ("same", 0.5, 0.5, True),
+    ("Higher ", 1.0, 2.0, True), ("same", 1.0, 1.05, False)])
+def test_prediction_checks_the_direction(answer, before, after, ok, capsys):
+    assert bool(check.prediction(answer, before=before, after=after, quantity="x")) is ok
+    assert ("Correct" if ok else "Not yet") in capsys.readouterr().out
+
+
+def test_prediction_rejects_other_words(capsys):
+    assert not check.prediction("up", before=1, after=2, quantity="x")
+    assert "answer one of" in capsys.readouterr().out
 
 
 def test_unknown_exercise():

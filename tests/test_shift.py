@@ -67,7 +67,7 @@ def test_shift_detector_threshold_and_errors():
         ShiftDetector().fit(train[:2])
     with pytest.raises(ValueError, match="stack"):
         ShiftDetector().fit(train[0])
-    with pytest.raises(ValueError, match="dimensions"):
+    with pytest.raises(ValueError, match=r"must be an image \(Y, X\)"):
         detector.score(np.stack(train[:2]))
 
 

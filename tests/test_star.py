@@ -12,10 +12,8 @@ from dlbio_teach.segmentation import (
     instances_from_maps,
     predict_maps,
     segment,
-    threshold_grid,
     train_segmentation,
     training_targets,
-    tune_thresholds,
 )
 from dlbio_teach.star import (
     StarDistLoss,
@@ -27,6 +25,7 @@ from dlbio_teach.star import (
     star_targets,
 )
 from dlbio_teach.synthetic import nuclei
+from dlbio_teach.tuning import threshold_grid, tune_thresholds
 
 
 def touching_pair():
