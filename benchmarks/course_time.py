@@ -44,6 +44,9 @@ def _execute(path: Path, out_path: Path, timeout: int) -> None:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)
+    # Widget state (progress bars' models) is of no use in the static book, and it makes the
+    # book load the widget manager from a CDN.
+    nb.metadata.pop("widgets", None)
     nbformat.write(nb, out_path)
 
 

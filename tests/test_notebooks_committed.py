@@ -235,3 +235,11 @@ def test_book_builds_without_warnings(built_book):
         assert page.is_file(), f"no page built for {path.name}"
         assert "<img" in page.read_text(encoding="utf-8"), f"{page.name} shows no figures"
     assert (html / "index.html").is_file()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_widget_state_is_committed(path):
+    """Saved widget state makes the static book load the widget manager from a CDN; the
+    outputs the book shows are static (``DLBIO_WIDGETS=0``), so none is kept."""
+    metadata = json.loads(path.read_text(encoding="utf-8"))["metadata"]
+    assert "widgets" not in metadata, f"{path.name} holds widget state (course_time.py drops it)"
