@@ -22,6 +22,7 @@ from dlbio_teach.data import (
     Dataset,
     DatasetUnavailableError,
     fetch,
+    file_sha256,
     load,
 )
 from dlbio_teach.mirror import build_mirror, mirror_path, serve_mirror
@@ -29,14 +30,6 @@ from dlbio_teach.mirror import build_mirror, mirror_path, serve_mirror
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIRRORED = sorted(n for n, d in REGISTRY.items() if d.mirrored)
 CLOSED_PORT = "http://127.0.0.1:9"   # the discard port: nothing listens on loopback
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_files(folder: Path) -> list[str]:
@@ -80,7 +73,7 @@ def test_cli_prefetch_blobs(data_home):
     assert "ok      blobs" in result.stdout
     assert f"Data folder: {data_home}" in result.stdout
     for f in REGISTRY["blobs"].files.values():
-        assert sha256_of(data_home / "blobs" / f.fname) == f.sha256
+        assert file_sha256(data_home / "blobs" / f.fname) == f.sha256
 
 
 def test_cli_prefetch_failure_exit_code(data_home):
@@ -129,7 +122,7 @@ def test_cli_prefetch_to_builds_a_mirror_that_serves_the_course(data_home, tmp_p
     assert mirror_files(mirror) == expected_mirror_files(MIRRORED)
     for name in MIRRORED:
         for f in REGISTRY[name].files.values():
-            assert sha256_of(mirror / mirror_path(f.url)) == f.sha256
+            assert file_sha256(mirror / mirror_path(f.url)) == f.sha256
     # Downloaded, not copied from a cache: the download folder stayed empty.
     assert cache_files(data_home) == []
 
@@ -141,7 +134,7 @@ def test_cli_prefetch_to_builds_a_mirror_that_serves_the_course(data_home, tmp_p
         paths = fetch("stardist_nuclei", progressbar=False)
         for key, f in REGISTRY["stardist_nuclei"].files.items():
             assert paths[key] == fresh / "stardist_nuclei" / f.fname
-            assert sha256_of(paths[key]) == f.sha256
+            assert file_sha256(paths[key]) == f.sha256
         assert load("blobs")["labels"].max() == 63
     finally:
         server.shutdown()
@@ -157,7 +150,7 @@ def test_build_mirror_copies_the_cache_offline(data_home, tmp_path, monkeypatch)
     assert isinstance(status["stardist_nuclei"], DatasetUnavailableError)
     assert mirror_files(mirror) == expected_mirror_files(["blobs"])
     for f in REGISTRY["blobs"].files.values():
-        assert sha256_of(mirror / mirror_path(f.url)) == f.sha256
+        assert file_sha256(mirror / mirror_path(f.url)) == f.sha256
 
 
 def test_build_mirror_replaces_a_damaged_file_and_keeps_good_ones(data_home, tmp_path):
@@ -168,7 +161,7 @@ def test_build_mirror_replaces_a_damaged_file_and_keeps_good_ones(data_home, tmp
     image.write_bytes(b"damaged")
     mtime = labels.stat().st_mtime_ns
     assert build_mirror(mirror, ["blobs"]) == {"blobs": None}
-    assert sha256_of(image) == REGISTRY["blobs"].files["image"].sha256
+    assert file_sha256(image) == REGISTRY["blobs"].files["image"].sha256
     assert labels.stat().st_mtime_ns == mtime
     assert mirror_files(mirror) == expected_mirror_files(["blobs"])
 
