@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .model_card import _best_loss, _fmt, _metric_rows
+from .model_card import _best_loss, _epoch_number, _fmt, _metric_rows
 from .records import RunRecord
 
 __all__ = ["ChecklistItem", "CHECKLIST", "CHECKLIST_SOURCES", "AUTO_ANSWERS",
@@ -182,7 +182,7 @@ def _model_selection(r: RunRecord) -> _Answer:
         answer = "no validation loss was recorded: the weights were chosen on the training loss"
         return answer, "attention"
     answer = (f"weights of the epoch with the lowest validation loss (epoch "
-              f"{h.get('best_epoch')}, loss {_fmt(best)}); stopped early: "
+              f"{_epoch_number(h.get('best_epoch'))}, loss {_fmt(best)}); stopped early: "
               f"{'yes' if h.get('stopped_early') else 'no'}")
     return answer, "answered"
 

@@ -41,6 +41,19 @@ def _fmt(x, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+def _epoch_number(index) -> str:
+    """An epoch as people count it (from 1), from ``History.best_epoch`` (an index from 0).
+
+    Training printouts say "best epoch 18" for index 17; the card and checklist say the same.
+
+    Examples
+    --------
+    >>> _epoch_number(17), _epoch_number(None)
+    ('18', '-')
+    """
+    return "-" if index is None else str(int(index) + 1)
+
+
 def _ci(value) -> tuple | None:
     if not isinstance(value, Mapping):
         return None
@@ -178,7 +191,7 @@ def _training_section(record: RunRecord) -> list[str]:
             f"- **Seed:** {record.seed}",
             f"- **Run profile:** `{record.profile.get('name')}` ({profile})",
             f"- **Epochs run:** {len(h.get('train_loss', []))}; best epoch "
-            f"{h.get('best_epoch')} ({monitored} loss {_fmt(best)}); "
+            f"{_epoch_number(h.get('best_epoch'))} ({monitored} loss {_fmt(best)}); "
             f"stopped early: {'yes' if h.get('stopped_early') else 'no'}",
             f"- **Training time:** {_fmt(h.get('seconds'), 3)} s; wall time "
             f"{_fmt(record.wall_time_s, 3)} s", "", "### Hyper-parameters", "",

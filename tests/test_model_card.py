@@ -32,6 +32,8 @@ def test_model_card_has_metrics_cis_and_dataset_licence(make_record, tiny_unet):
         assert heading in card, heading
     assert "Not tested on tissue." in card and "10.1007/978-3-319-24574-4_28" in card
     assert "| lr | 0.001 |" in card
+    # History.best_epoch is an index (1 here); the card counts epochs as the printouts do.
+    assert "best epoch 2 (validation loss 0.6)" in card
     with pytest.raises(ValueError, match="intended_use"):
         model_card(rec, intended_use=" ", limitations="x")
 
@@ -45,6 +47,7 @@ def test_checklist_answers_what_the_record_knows(make_record, tiny_unet):
                 "confidence", "hyperparameters", "model_selection", "training_curves"):
         assert rows[key]["status"] == "answered" and rows[key]["by"] == "run record", key
     assert "seed 3" in rows["seed"]["answer"]
+    assert "(epoch 2, loss 0.6)" in rows["model_selection"]["answer"]
     assert "'smoke'" in rows["training_budget"]["answer"]
     assert f"torch {torch.__version__}" in rows["software_versions"]["answer"]
     for key in ("ground_truth", "baselines", "generalisation", "limitations",
