@@ -82,6 +82,15 @@ def run_notebook(path: Path, *, profile: str, write: bool, timeout: int, env: di
             "peak_mib": round(peak_mib), "ok": child.returncode == 0}
 
 
+def kernel_environment(profile: str) -> dict:
+    """The environment of the notebooks' kernels: the profile, static figures, and the
+    chapters' readings of their outputs checked strictly (``dlbio_teach.readings``): the
+    runs made here are the ones whose outputs the text describes."""
+    env = dict(os.environ, DLBIO_PROFILE=profile, DLBIO_WIDGETS="0", DLBIO_STRICT_READINGS="1")
+    env.pop("MPLBACKEND", None)          # the kernel's inline backend: figures in the outputs
+    return env
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="standard", choices=["smoke", "standard", "full"])
@@ -94,8 +103,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     notebooks = args.notebooks or sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
-    env = dict(os.environ, DLBIO_PROFILE=args.profile, DLBIO_WIDGETS="0")
-    env.pop("MPLBACKEND", None)          # the kernel's inline backend: figures in the outputs
+    env = kernel_environment(args.profile)
     if not env.get("DLBIO_DATA_MIRROR") and MIRROR_DIR.is_dir():
         from dlbio_teach.mirror import serve_mirror
         env["DLBIO_DATA_MIRROR"], _ = serve_mirror(MIRROR_DIR)

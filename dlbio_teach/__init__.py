@@ -6,7 +6,8 @@ Modules, in the order data flows through them (a module imports only those befor
 :mod:`augment`, :mod:`restoration`, :mod:`star`, :mod:`segmentation`, :mod:`tuning`,
 :mod:`intervals`, :mod:`annotators`, :mod:`ensembles`, :mod:`shift`, :mod:`model_card`,
 :mod:`checklist`, :mod:`zoo`, :mod:`zoo_import`, :mod:`zoo_export`; :mod:`viz`,
-:mod:`widgets` and :mod:`exercises` may read from any of them.
+:mod:`widgets`, :mod:`exercises` and :mod:`readings` (for the chapters' check cells) may
+read from any of them.
 """
 __version__ = "0.3.0"
 

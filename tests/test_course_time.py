@@ -27,3 +27,10 @@ def test_consecutive_outputs_of_one_stream_are_merged():
     assert [o.get("name") for o in merged] == ["stderr", "stdout", None, "stdout"]
     assert merged[0]["text"] == "a 100%\n"
     assert merged[3]["text"] == "after\n"
+
+
+def test_kernels_check_the_texts_readings_strictly(monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    env = course_time.kernel_environment("smoke")
+    assert env["DLBIO_PROFILE"] == "smoke" and env["DLBIO_WIDGETS"] == "0"
+    assert env["DLBIO_STRICT_READINGS"] == "1" and "MPLBACKEND" not in env
