@@ -4,12 +4,13 @@ Modules, in the order data flows through them (a module imports only those befor
 :mod:`runtime`, :mod:`data`, :mod:`mirror`, :mod:`preprocessing`, :mod:`synthetic`,
 :mod:`metrics`, :mod:`models`, :mod:`records`, :mod:`training`, :mod:`prediction`,
 :mod:`augment`, :mod:`restoration`, :mod:`star`, :mod:`segmentation`, :mod:`tuning`,
-:mod:`intervals`, :mod:`annotators`, :mod:`ensembles`, :mod:`shift`, :mod:`model_card`,
-:mod:`checklist`, :mod:`zoo`, :mod:`zoo_import`, :mod:`zoo_export`; :mod:`viz`,
-:mod:`widgets`, :mod:`exercises` and :mod:`readings` (for the chapters' check cells) may
-read from any of them.
+:mod:`intervals`, :mod:`movies`, :mod:`tracking`, :mod:`annotators`, :mod:`ensembles`,
+:mod:`shift`, :mod:`model_card`,
+:mod:`checklist`, :mod:`zoo`, :mod:`zoo_import`, :mod:`zoo_files`, :mod:`zoo_export`;
+:mod:`viz`, :mod:`widgets`, :mod:`exercises`, :mod:`readings` and :mod:`lessons` (for the
+chapters' check cells and their lessons over seeds) may read from any of them.
 """
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from .runtime import setup_course  # noqa: E402
 

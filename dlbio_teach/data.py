@@ -5,10 +5,9 @@ citation, a one-line description and the chapters whose notebooks load it.
 ``data/README.md`` and ``book/datasets.md`` show the same entries as cards (regenerate
 them with ``python -m dlbio_teach.data cards``).
 
-A file's sha256 is either *verified* (a machine of the project downloaded the file and
-computed it: the files of the project's CI mirror, checked by ``tests/test_data.py``) or
-*as published by its source*: copied from where the file is published, never computed
-here. The cards say which.
+A file's sha256 is either *verified* (computed from the file itself, which the course's
+tests download and check, ``tests/test_data.py``) or *as published by its source*:
+copied from where the file is published, never computed here. The cards say which.
 
 Environment variables
 ---------------------
@@ -24,7 +23,9 @@ DLBIO_OFFLINE
 Run ``python -m dlbio_teach.data --help`` to list or prefetch the datasets;
 ``python -m dlbio_teach.data prefetch --all --to FOLDER`` builds a workshop mirror
 (:func:`~dlbio_teach.mirror.build_mirror`) that any static HTTP server can serve. The
-mirror and that command line are :mod:`dlbio_teach.mirror`'s.
+mirror and that command line are :mod:`dlbio_teach.mirror`'s: ``python -m
+dlbio_teach.data`` starts ``python -m dlbio_teach.mirror`` with the same arguments, and
+this module never imports the mirror (data flows one way, see :mod:`dlbio_teach`).
 """
 from __future__ import annotations
 
@@ -61,9 +62,9 @@ class DataFile:
     unzip : bool
         A zip archive: :func:`fetch` extracts it, :func:`load` reads the arrays inside.
     verified : bool
-        ``True`` only when a machine of the project has computed ``sha256`` from the file
-        itself (the files of the project's CI mirror, which the tests check). ``False``:
-        the hash is the one its source publishes, never checked here.
+        ``True`` only when ``sha256`` was computed from the file itself (the files that
+        the course's tests download and check). ``False``: the hash is the one its
+        source publishes, never checked here.
     hash_from : str
         For an unverified hash: where it was published.
     """
@@ -179,7 +180,7 @@ REGISTRY: dict[str, Dataset] = {d.name: d for d in [
         chapters=("restoration",),
     ),
     # The standard sets of the literature, listed for learners who want the published
-    # benchmarks. No chapter loads them, and no machine of the project reaches them: their
+    # benchmarks. No chapter loads them, and the course's tests do not download them: their
     # sha256 is the one published in careamics-portfolio, never checked here.
     Dataset(
         name="n2v_sem",
@@ -526,11 +527,17 @@ def fetch_or_fallback(name: str, fallback: str) -> tuple[str, dict]:
         return fallback, load(fallback)
 
 
+# What the card says of a mirrored (small, chapter) dataset and of a standard one.
+_PREFETCHED = {True: "yes, by `python -m dlbio_teach.data prefetch` (and served by a "
+                     "workshop mirror)",
+               False: "only by `python -m dlbio_teach.data prefetch --all` (a large "
+                      "standard set)"}
+
+
 def _hash_note(f: DataFile) -> str:
     if f.verified:
-        return "verified: the project's tests download this file and check it"
-    return (f"as published by {f.hash_from or 'its source'}; never checked by a machine "
-            "of this project")
+        return "verified: the course's tests download this file and check its checksum"
+    return f"as published by {f.hash_from or 'its source'}; not checked by the course's tests"
 
 
 def dataset_card(name: str) -> str:
@@ -542,7 +549,7 @@ def dataset_card(name: str) -> str:
     ### `n2v_sem`
     ...
     - **Used in:** no chapter (no notebook of the course loads it)
-    ...sha256 `e1999b5d...` (as published by ...; never checked by a machine of this project)
+    ...sha256 `e1999b5d...` (as published by ...; not checked by the course's tests)
     <BLANKLINE>
     """
     d = REGISTRY[name]
@@ -552,7 +559,7 @@ def dataset_card(name: str) -> str:
              f"- **Licence:** {d.licence}", f"- **Cite:** {d.citation}",
              f"- **Source:** <{d.source}>",
              f"- **Used in:** {used}",
-             f"- **Reachable from the project's CI mirror:** {'yes' if d.mirrored else 'no'}",
+             f"- **Prefetched:** {_PREFETCHED[d.mirrored]}",
              "- **Files:**"]
     for key, f in d.files.items():
         size = f"{f.size:,} bytes" if f.size else "size not recorded"
@@ -562,7 +569,7 @@ def dataset_card(name: str) -> str:
 
 
 if __name__ == "__main__":
-    # The command line is the mirror's (list, cards, prefetch); imported only here, so that
-    # importing this module never imports the later layer.
-    from dlbio_teach.mirror import _main
-    sys.exit(_main())
+    # The command line (list, cards, prefetch) is dlbio_teach.mirror's, the layer after
+    # this one: it runs as a program of its own, so that this module never imports it.
+    import subprocess
+    sys.exit(subprocess.call([sys.executable, "-m", "dlbio_teach.mirror", *sys.argv[1:]]))

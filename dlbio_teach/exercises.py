@@ -112,14 +112,17 @@ def gradient_step(answer, *, w, grad, lr) -> bool:
 
 @check.register
 def leakage_split(train_ids, test_ids, image_of_patch) -> bool:
-    """Chapter 1: no image may give patches to both the training and the test set."""
+    """Chapter 1: no tile (or image) may give patches to both the training and the test set.
+
+    ``image_of_patch`` gives, for each patch, the tile or image it was cut from.
+    """
     image_of_patch = np.asarray(image_of_patch)
     shared = set(image_of_patch[np.asarray(train_ids)]) & set(
         image_of_patch[np.asarray(test_ids)])
     overlap = set(np.asarray(train_ids).tolist()) & set(np.asarray(test_ids).tolist())
     return _report(not shared and not overlap,
-                   "training and test patches come from different images.",
-                   f"images {sorted(shared)[:5]} give patches to both sets; split the image "
+                   "training and test patches come from different tiles.",
+                   f"tiles {sorted(shared)[:5]} give patches to both sets; split the tile "
                    "ids first, then collect the patches of each set.")
 
 
@@ -290,6 +293,49 @@ def majority_mask(answer, *, masks) -> bool:
                                   "majority needs more than half.")
     return _report(False, "", "count the annotators marking each pixel (sum over axis 0) and "
                               "keep the pixels where more than half do.")
+
+
+@check.register
+def daughters(answer, *, tracks, mother: int) -> bool:
+    """Chapter 7: the daughters of track ``mother`` in a CTC track table (rows ``L B E P``)."""
+    table = np.asarray(tracks).reshape(-1, 4)
+    expected = sorted(int(r[0]) for r in table if r[3] == mother)
+    try:
+        given = sorted(int(a) for a in np.ravel(answer))
+    except (TypeError, ValueError):
+        return _report(False, "", "answer with the labels of the daughter tracks, e.g. [12, 13].")
+    if given == expected:
+        return _report(True, f"tracks {expected} have P = {mother}: they begin in frame "
+                             f"{int(table[table[:, 0] == expected[0]][0, 1])}, the frame after "
+                             "their mother ends.", "")
+    return _report(False, "", f"{given} is not it; the daughters are the rows whose last "
+                              f"column P is {mother}: tracks[tracks[:, 3] == {mother}, 0].")
+
+
+@check.register
+def frame_links(answer, *, before, after, max_distance: float) -> bool:
+    """Chapter 7: links ``(i, j)`` of the one-to-one assignment of least total distance
+    between the centroids of two frames, pairs further than ``max_distance`` left out."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    distance = cdist(np.asarray(before, float), np.asarray(after, float))
+    rows, cols = linear_sum_assignment(np.where(distance <= max_distance, distance, 1e9))
+    expected = {(int(i), int(j)) for i, j in zip(rows, cols) if distance[i, j] <= max_distance}
+    try:
+        given = {(int(i), int(j)) for i, j in answer}
+    except (TypeError, ValueError):
+        return _report(False, "", "answer with a list of pairs (i, j): row i of `before` "
+                                  "linked to row j of `after`.")
+    if given == expected:
+        return _report(True, f"{len(expected)} links; the nuclei left over start or end tracks.",
+                       "")
+    too_far = [p for p in given if distance[p] > max_distance]
+    hint = (f"{len(too_far)} of your links are longer than max_distance: drop them."
+            if too_far else "use linear_sum_assignment on the distance matrix (cdist), then "
+            "keep the pairs within max_distance.")
+    return _report(False, "", f"{len(given & expected)} of your {len(given)} links are right, "
+                              f"{len(expected)} expected; {hint}")
 
 
 _DIRECTIONS = ("higher", "lower", "same")

@@ -1,4 +1,4 @@
-"""The workshop and CI mirror of the datasets, and the ``prefetch`` command line.
+"""Workshop mirrors of the datasets, and the ``prefetch`` command line.
 
 A mirror is a folder that holds each file of the registry (:data:`~dlbio_teach.data.REGISTRY`)
 at ``HOST/PATH`` of its ``https://`` URL (:func:`mirror_path`): served by any static HTTP
@@ -7,15 +7,17 @@ server, it answers for ``https://`` once learners set ``DLBIO_DATA_MIRROR`` (see
 against its sha256; :func:`serve_mirror` serves one from a background thread (the tests,
 the benchmarks).
 
-The command line lives here and runs as ``python -m dlbio_teach.data``: ``list`` prints
-the registry, ``cards`` the dataset cards, ``prefetch`` downloads the datasets into
-``DLBIO_DATA_DIR`` (for offline work), and ``prefetch --all --to FOLDER`` builds a
-workshop mirror.
+The command line lives here and runs as ``python -m dlbio_teach.data`` (which starts
+``python -m dlbio_teach.mirror`` with the same arguments, so that the data layer never
+imports this one): ``list`` prints the registry, ``cards`` the dataset cards, ``prefetch``
+downloads the datasets into ``DLBIO_DATA_DIR`` (for offline work), and
+``prefetch --all --to FOLDER`` builds a workshop mirror.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from .data import (
@@ -238,3 +240,7 @@ def _prefetch(names, *, include_standard: bool, to: Path | None) -> int:
     else:
         print(f"Data folder: {data_dir()}")
     return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

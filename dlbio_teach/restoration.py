@@ -182,8 +182,16 @@ def train_restoration(config: RestorationConfig, train: dict, val: dict, *, devi
         needs (CARE: noisy + clean; Noise2Noise: noisy + noisy2; Noise2Void: noisy).
         Validation is scored with the method's own loss, so Noise2Void and Noise2Noise
         never see a clean image.
-    device, seed, checkpoint_dir, progress
-        Passed to :func:`dlbio_teach.training.fit`.
+    device, seed, progress
+        Passed to :func:`dlbio_teach.training.fit`; ``seed`` also seeds the initial
+        weights and the training patches.
+    checkpoint_dir : path, optional
+        Checkpoints to resume an interrupted training (see :func:`~dlbio_teach.training.fit`),
+        as in :func:`~dlbio_teach.segmentation.train_segmentation`: after each epoch the
+        folder gets ``last.pt`` (weights, optimiser state, history) and ``best.pt``; when
+        it already holds a ``last.pt``, the training continues from that epoch and takes
+        the same steps as one that was never interrupted. Use one folder per training
+        (per method and seed): a folder of a finished training trains no more.
     run_dir : path, optional
         Where ``fit`` writes the run record (with this configuration) and the weights.
     record : dict, optional
@@ -199,6 +207,19 @@ def train_restoration(config: RestorationConfig, train: dict, val: dict, *, devi
     ...                                    progress=False)
     >>> history.epochs_run
     1
+
+    With ``checkpoint_dir``, a second call (after a disconnect, or with more epochs)
+    continues where the first stopped:
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = train_restoration(cfg, {"noisy": noisy}, {"noisy": noisy}, progress=False,
+    ...                       checkpoint_dir=folder)
+    >>> longer = replace(cfg, epochs=2)
+    >>> model, history = train_restoration(longer, {"noisy": noisy}, {"noisy": noisy},
+    ...                                    progress=False, checkpoint_dir=folder)
+    >>> history.epochs_run, len(history.val_loss)
+    (2, 2)
     """
     for part, stacks in (("train", train), ("val", val)):
         for key, value in stacks.items():
@@ -229,8 +250,8 @@ def train_restoration(config: RestorationConfig, train: dict, val: dict, *, devi
     history = fit(model, train_data, val_data, loss_fn=loss_fn, epochs=config.epochs,
                   batch_size=config.batch_size, lr=config.lr, device=device,
                   patience=config.patience, augment=True, transform=transform,
-                  checkpoint_dir=checkpoint_dir, seed=seed, progress=progress,
-                  run_dir=run_dir, record=record)
+                  checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None,
+                  seed=seed, progress=progress, run_dir=run_dir, record=record)
     return model, history
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Profile", "PROFILES", "get_profile", "pick_device", "seed_everything",
-           "setup_course", "Course", "environment_versions", "hardware_info"]
+           "course_seed", "setup_course", "Course", "environment_versions", "hardware_info"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Profile:
     Attributes
     ----------
     name : str
-        ``"smoke"`` (seconds per training, used by CI), ``"standard"`` (meaningful results
+        ``"smoke"`` (seconds per training, used by the tests), ``"standard"`` (meaningful results
         on a 2-core CPU in minutes; the numbers the book quotes, and the automatic choice
         on every device) or ``"full"`` (sized for a GPU; **unverified**: it has never been
         run end to end with the chapters' check cells passing, so it is chosen only on
@@ -191,8 +191,35 @@ class Course:
                 f"numpy {np.__version__}, python {platform.python_version()}")
 
 
-def setup_course(seed: int = 0, profile: str | None = None, device: str | None = None,
-                 *, verbose: bool = True) -> Course:
+def course_seed(seed: int | None = None) -> int:
+    """The seed asked for, else ``$DLBIO_SEED``, else 0.
+
+    The chapters call :func:`setup_course` without a seed, so that one variable repeats a
+    whole chapter with other trainings (``DLBIO_SEED=3``), as ``benchmarks/lessons.py``
+    does; splits of the data keep their own fixed seeds.
+
+    Examples
+    --------
+    >>> course_seed(7)
+    7
+    >>> import os
+    >>> "DLBIO_SEED" in os.environ or course_seed() == 0
+    True
+    """
+    if seed is not None:
+        return int(seed)
+    value = os.environ.get("DLBIO_SEED", "").strip()
+    if not value:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"DLBIO_SEED={value!r} is not an integer: set it to a whole number "
+                         "such as 0, 1 or 2, or unset it for seed 0.") from None
+
+
+def setup_course(seed: int | None = None, profile: str | None = None,
+                 device: str | None = None, *, verbose: bool = True) -> Course:
     """Pick the device, seed everything and choose the run profile, in one call.
 
     Every chapter starts with this. It prints one line saying what was chosen, so that a
@@ -200,8 +227,9 @@ def setup_course(seed: int = 0, profile: str | None = None, device: str | None =
 
     Parameters
     ----------
-    seed : int
-        Seed for Python, NumPy and PyTorch.
+    seed : int, optional
+        Seed for Python, NumPy and PyTorch, and for the chapter's trainings
+        (``course.seed``). When omitted, ``$DLBIO_SEED`` decides; without it, 0.
     profile : str, optional
         Run profile; see :func:`get_profile`.
     device : str, optional
@@ -217,8 +245,9 @@ def setup_course(seed: int = 0, profile: str | None = None, device: str | None =
     """
     dev = pick_device(device)
     prof = get_profile(profile, cuda_available=dev.type == "cuda")
+    seed = course_seed(seed)
     seed_everything(seed)
-    course = Course(device=dev, profile=prof, seed=int(seed))
+    course = Course(device=dev, profile=prof, seed=seed)
     if verbose:
         print(course.describe())
     return course

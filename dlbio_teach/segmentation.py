@@ -290,8 +290,8 @@ class SegmentationConfig:
 
         At least 12 epochs: fewer (the smoke profile's 6) leave the boundary class unlearnt.
         StarDist gets twice the profile's ``base_channels``: its ``1 + n_rays`` output maps
-        are read from the last feature maps, and 16 of them for 33 maps held it back (test
-        F1@0.5 on chapter 3's tiles about 0.83 with 16, 0.91 with 32, at twice the time).
+        are read from the last feature maps, and 16 of them are few for 33 maps (a wider
+        network trains longer; chapter 3 trains and scores it).
 
         Examples
         --------
@@ -370,8 +370,7 @@ def _patches(config: SegmentationConfig, images, targets, n_patches: int, seed: 
     """The same windows of the images and their targets ``(N, Y, X)`` or ``(N, C, Y, X)``.
 
     StarDist's targets are computed on whole images, so a nucleus cut by the patch border
-    keeps its full rays (StarDist2D computes them on the patch; on chapter 3's tiles the
-    whole-image targets scored as well or better, with two seeds each)."""
+    keeps its full rays (StarDist2D computes them on the patch instead)."""
     if targets.ndim == 3:
         return random_patches([images, targets], config.patch_size, n_patches, seed=seed)
     x, *channels = random_patches([images, *np.moveaxis(targets, 1, 0)], config.patch_size,

@@ -3,8 +3,8 @@
 The loop is written by hand because it is part of what the course teaches: sample a
 batch, predict, compute the loss, back-propagate, step (:func:`train_step`, one screen).
 :func:`fit` runs epochs of it and keeps what a real project needs around those lines,
-each in a helper of its own: checkpoints so that a disconnected Colab session can resume
-(:func:`save_checkpoint`, :func:`load_checkpoint`), early stopping on the validation
+each in a helper of its own: checkpoints so that a training cut off (Colab disconnects)
+can resume (:func:`save_checkpoint`, :func:`load_checkpoint`), early stopping on the validation
 loss, mixed precision on CUDA, and a run record beside the weights (``run_dir=``).
 """
 from __future__ import annotations

@@ -10,6 +10,8 @@ A package is a zip of files and ``rdf.yaml``, a ``ModelDescr`` of ``bioimageio.s
   installed), and the spec's processing steps run in NumPy (``_apply_ops``);
 * :mod:`dlbio_teach.zoo_import` -- :func:`~dlbio_teach.zoo_import.load_bioimageio` and
   :func:`~dlbio_teach.zoo_import.reproduce_test_outputs`: a package read back, offline;
+* :mod:`dlbio_teach.zoo_files` -- :func:`~dlbio_teach.zoo_files.stage_files`: the files
+  of a package (weights, TorchScript, test tensors, cover, README) in a staging folder;
 * :mod:`dlbio_teach.zoo_export` -- :func:`~dlbio_teach.zoo_export.export_bioimageio`, a
   short sequence of named steps from a trained network to a checked zip.
 
@@ -406,14 +408,14 @@ def build_description(root, files: Mapping, tensors: PackageTensors, *, name: st
                       license: str = "MIT", cite: Sequence[Mapping] = (),
                       tags: Sequence[str] = ()):
     """The ``ModelDescr`` (bioimageio.spec, format 0.5) of the files that
-    :func:`~dlbio_teach.zoo_export.stage_files` wrote; nothing is read from the network.
+    :func:`~dlbio_teach.zoo_files.stage_files` wrote; nothing is read from the network.
 
     Parameters
     ----------
     root : path
         The staging folder.
     files : dict
-        What :func:`~dlbio_teach.zoo_export.stage_files` returned.
+        What :func:`~dlbio_teach.zoo_files.stage_files` returned.
     tensors : PackageTensors
         From :func:`~dlbio_teach.zoo_export.describe_tensors`.
     name, description, authors, license, cite, tags
@@ -434,7 +436,8 @@ def build_description(root, files: Mapping, tensors: PackageTensors, *, name: st
     Examples
     --------
     >>> import tempfile, dlbio_teach.models as models
-    >>> from dlbio_teach.zoo_export import describe_tensors, stage_files
+    >>> from dlbio_teach.zoo_export import describe_tensors
+    >>> from dlbio_teach.zoo_files import stage_files
     >>> net = models.UNet(1, 1, depth=1, base_channels=4).eval()
     >>> t = describe_tensors(net, np.ones((1, 1, 8, 8), np.float32), step=2)
     >>> with tempfile.TemporaryDirectory() as tmp:
@@ -516,7 +519,8 @@ def validate_package(descr, root, path):
     Examples
     --------
     >>> import tempfile, dlbio_teach.models as models
-    >>> from dlbio_teach.zoo_export import describe_tensors, stage_files
+    >>> from dlbio_teach.zoo_export import describe_tensors
+    >>> from dlbio_teach.zoo_files import stage_files
     >>> net = models.UNet(1, 1, depth=1, base_channels=4).eval()
     >>> t = describe_tensors(net, np.ones((1, 1, 8, 8), np.float32), step=2)
     >>> with tempfile.TemporaryDirectory() as tmp:

@@ -6,9 +6,11 @@
 2. :func:`describe_tensors` -- the test input, its pre-processing (``scale_range`` as the
    course's percentile normalisation), the network's test output and its post-processing
    (``softmax`` for a classifier);
-3. :func:`stage_files` -- weights (state dict, and TorchScript by
-   :func:`save_torchscript`), the architecture's source file, test tensors, sample
-   images, cover, README (the model card) and the run record, in a staging folder;
+3. :func:`~dlbio_teach.zoo_files.stage_files` -- weights (state dict, and TorchScript
+   by :func:`~dlbio_teach.zoo_files.save_torchscript`), the architecture's source file,
+   test tensors, sample images, cover, README (the model card,
+   :func:`~dlbio_teach.zoo_files.package_readme`) and the run record, in a staging folder
+   (:mod:`dlbio_teach.zoo_files`, one helper per kind of file);
 4. :func:`~dlbio_teach.zoo.build_description` -- the ``ModelDescr`` of those files;
 5. :func:`~dlbio_teach.zoo.validate_package` -- the zip is written and checked offline
    (see :mod:`dlbio_teach.zoo`, *Offline validation*); an invalid zip is not kept;
@@ -21,9 +23,7 @@ import ast
 import copy
 import inspect
 import re
-import shutil
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,17 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .model_card import model_card
 from .prediction import network_in_channels
 from .preprocessing import check_network_input
-from .records import (
-    RECORD_FILE,
-    WEIGHTS_FILE,
-    RunRecord,
-    _plain,
-    save_weights,
-    state_sha256,
-)
+from .records import RunRecord, _plain, state_sha256
 from .zoo import (
     PackageTensors,
     _apply_ops,
@@ -50,10 +42,16 @@ from .zoo import (
     build_description,
     validate_package,
 )
+from .zoo_files import (  # noqa: F401 (TORCHSCRIPT_FILE, save_torchscript: as before)
+    TORCHSCRIPT_FILE,
+    package_readme,
+    save_torchscript,
+    stage_files,
+)
 from .zoo_import import load_bioimageio, reproduce_test_outputs
 
-__all__ = ["export_bioimageio", "BioimageioExport", "describe_tensors", "save_torchscript",
-           "stage_files"]
+# Step 3 (stage_files, save_torchscript) is documented in dlbio_teach.zoo_files.
+__all__ = ["export_bioimageio", "BioimageioExport", "describe_tensors"]
 
 _INPUT_DTYPES = ("float32", "float64", "uint8", "int8", "uint16", "int16", "uint32",
                  "int32", "uint64", "int64")
@@ -62,8 +60,6 @@ _INPUT_DTYPES = ("float32", "float64", "uint8", "int8", "uint16", "int16", "uint
 _NAME_RE = re.compile(r"^[A-Za-z0-9_+\- ()]{5,128}$")
 
 _AXES = ["batch", "channel", "y", "x"]
-
-TORCHSCRIPT_FILE = "weights_torchscript.pt"
 
 # What the network's output becomes in the package (a post-processing step of the spec).
 _OUTPUT_ACTIVATIONS = (None, "softmax", "sigmoid")
@@ -311,148 +307,6 @@ def describe_tensors(net: torch.nn.Module, test_input: np.ndarray, *,
 
 
 # --------------------------------------------------------------------------------------
-# Step 2: the files
-# --------------------------------------------------------------------------------------
-
-def _cover(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4, 2), dpi=100)
-    for i, (img, label) in enumerate(((x, "input"), (y, "output"))):
-        ax = fig.add_subplot(1, 2, i + 1)
-        ax.imshow(np.asarray(img[0, 0], dtype=np.float32), cmap="magma")
-        ax.set_title(label, fontsize=8)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-
-
-def _sample_tif(path: Path, array: np.ndarray) -> None:
-    import tifffile
-
-    tifffile.imwrite(path, np.ascontiguousarray(array[0].squeeze()), photometric="minisblack")
-
-
-def _documentation(record: RunRecord | None, *, name: str, description: str,
-                   intended_use: str | None, limitations: str | None) -> str:
-    """The README: the model card with a run record, else a short text."""
-    if record is None:
-        return (f"# {name}\n\n{description}\n\n## Validation\n\nNot reported in this "
-                "package: check the model on a few annotated images of your own before "
-                "using it.\n")
-    return model_card(record, title=name, intended_use=intended_use or description,
-                      limitations=limitations or "Not stated by the exporter: ask the "
-                                                 "authors before using it on other images.")
-
-
-def save_torchscript(net: torch.nn.Module, tensors: PackageTensors, path) -> None:
-    """Write ``net`` as TorchScript (``torch.jit.trace`` on the model input), the weights
-    format that tools without Python (deepImageJ, ...) run.
-
-    A trace records the operations of one call: a branch taken or a size read in Python
-    is fixed. The trace is therefore compared with the network on another input, of two
-    images with sides one ``step`` larger, and refused if they differ.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> net = torch.nn.Conv2d(1, 2, 3, padding=1).eval()
-    >>> t = describe_tensors(net, np.ones((1, 1, 8, 8), np.float32), step=4)
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     save_torchscript(net, t, Path(tmp) / "ts.pt")
-    ...     scripted = torch.jit.load(Path(tmp) / "ts.pt")
-    >>> type(scripted).__name__
-    'RecursiveScriptModule'
-    """
-    example = torch.from_numpy(np.ascontiguousarray(tensors.model_input, np.float32))
-    n, c, h, w = example.shape
-    other = torch.from_numpy(np.random.default_rng(0).random(
-        (2, c, h + tensors.step, w + tensors.step), dtype=np.float32))
-    with warnings.catch_warnings():
-        # torch.jit is deprecated in favour of torch.export, which the zoo does not read;
-        # TracerWarnings (a Python bool or size fixed by the trace) are checked below.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        with torch.no_grad():
-            traced = torch.jit.trace(net, example, check_trace=False)
-            for x in (example, other):
-                expected, got = net(x), traced(x)
-                if got.shape != expected.shape or not torch.allclose(
-                        got, expected, rtol=1e-4, atol=1e-5):
-                    raise RuntimeError(
-                        f"The network cannot be written as TorchScript by tracing: on an "
-                        f"input of shape {tuple(x.shape)} the trace differs from the "
-                        "network (a size or branch fixed by the trace). Make its forward "
-                        "traceable, or export without TorchScript (torchscript=False).")
-        torch.jit.save(traced, str(path))
-
-
-def stage_files(root, net: torch.nn.Module, tensors: PackageTensors, *, architecture,
-                documentation: str, record: RunRecord | None = None,
-                torchscript: bool = True) -> dict:
-    """Write the files of a package into the folder ``root``.
-
-    Parameters
-    ----------
-    root : path
-        An existing (staging) folder.
-    net : torch.nn.Module
-        The network whose state dict is written (``weights.pt``).
-    tensors : PackageTensors
-        From :func:`describe_tensors`.
-    architecture : path
-        The self-contained source file that defines the network; copied.
-    documentation : str
-        Markdown README.
-    record : RunRecord, optional
-        Written as ``run_record.json`` (an attachment).
-    torchscript : bool
-        Also write the network as TorchScript (:func:`save_torchscript`).
-
-    Returns
-    -------
-    dict
-        Role -> file name in ``root``: ``weights``, ``torchscript`` (or ``None``),
-        ``architecture``, ``test_input``, ``test_output``, ``sample_input``,
-        ``sample_output``, ``cover``, ``documentation``, and ``attachments`` (a list).
-
-    Examples
-    --------
-    >>> import tempfile, dlbio_teach.models as models
-    >>> net = models.UNet(1, 1, depth=1, base_channels=4).eval()
-    >>> t = describe_tensors(net, np.ones((1, 1, 8, 8), np.float32), step=2)
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     files = stage_files(tmp, net, t, architecture=models.__file__,
-    ...                         documentation="# Demo")
-    ...     sorted(p.name for p in Path(tmp).iterdir()) == sorted(
-    ...         v for k, v in files.items() if k != "attachments")
-    True
-    >>> files["weights"], files["torchscript"]
-    ('weights.pt', 'weights_torchscript.pt')
-    """
-    root, architecture = Path(root), Path(architecture)
-    files = {"weights": WEIGHTS_FILE, "torchscript": TORCHSCRIPT_FILE if torchscript else None,
-             "architecture": architecture.name,
-             "test_input": "test_input.npy", "test_output": "test_output.npy",
-             "sample_input": "sample_input.tif", "sample_output": "sample_output.tif",
-             "cover": "cover.png", "documentation": "README.md", "attachments": []}
-    save_weights(net, root / files["weights"])
-    if torchscript:
-        save_torchscript(net, tensors, root / files["torchscript"])
-    shutil.copyfile(architecture, root / files["architecture"])
-    np.save(root / files["test_input"], tensors.test_input, allow_pickle=False)
-    np.save(root / files["test_output"], tensors.test_output, allow_pickle=False)
-    _sample_tif(root / files["sample_input"], tensors.test_input)
-    _sample_tif(root / files["sample_output"], tensors.test_output)
-    _cover(root / files["cover"], tensors.model_input, tensors.test_output)
-    (root / files["documentation"]).write_text(documentation, encoding="utf-8")
-    if record is not None:
-        (root / RECORD_FILE).write_text(record.to_json(), encoding="utf-8")
-        files["attachments"].append(RECORD_FILE)
-    return files
-
-
-# --------------------------------------------------------------------------------------
 # The export
 # --------------------------------------------------------------------------------------
 
@@ -521,7 +375,7 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
     and show that the zip reproduces its own test output.
 
     The steps (see the module's docstring): check the arguments, :func:`describe_tensors`,
-    :func:`stage_files`, :func:`~dlbio_teach.zoo.build_description`,
+    :func:`~dlbio_teach.zoo_files.stage_files`, :func:`~dlbio_teach.zoo.build_description`,
     :func:`~dlbio_teach.zoo.validate_package`, and
     :func:`~dlbio_teach.zoo_import.reproduce_test_outputs` on the zip loaded back.
 
@@ -634,7 +488,7 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
                                output_channel_names=output_channel_names,
                                output_activation=output_activation)
     if documentation is None:
-        documentation = _documentation(record, name=name, description=description,
+        documentation = package_readme(record, name=name, description=description,
                                        intended_use=intended_use, limitations=limitations)
     with tempfile.TemporaryDirectory(prefix="dlbio-bioimageio-") as tmp:
         files = stage_files(tmp, net, tensors, architecture=architecture,

@@ -263,3 +263,29 @@ def test_own_data_page_runs_on_synthetic_tiffs(tmp_path, monkeypatch, capsys):
     for written in ("run_record.json", "MODEL_CARD.md", "CHECKLIST.md"):
         assert (results / "unet_run" / written).is_file()
 
+
+
+# --- the chapters' numbered sections ----------------------------------------------------
+
+def numbered_sections(notebook: dict) -> list[int]:
+    """The numbers of a chapter's ``## N. Title`` headings, in order."""
+    return [int(number) for cell in notebook["cells"] if cell["cell_type"] == "markdown"
+            for number in re.findall(r"^## (\d+)\. ", "".join(cell["source"]), re.M)]
+
+
+def test_numbered_sections_are_read():
+    def cell(text):
+        return {"cell_type": "markdown", "source": [text]}
+    chapter = {"cells": [cell("# Title\n## Learning objectives\n"), cell("## 1. First\ntext"),
+                         {"cell_type": "code", "source": ["## 9. not a heading"]},
+                         cell("more\n\n## 2. Second\n### 2.1 sub\n## 4. Fourth")]}
+    assert numbered_sections(chapter) == [1, 2, 4]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_section_headings_run_from_one_without_gaps(path):
+    """A section lost in an edit leaves a gap that the text's cross-references fall into."""
+    numbers = numbered_sections(json.loads(path.read_text(encoding="utf-8")))
+    assert numbers, f"{path.name}: no numbered section ('## 1. ...')"
+    assert numbers == list(range(1, len(numbers) + 1)), (
+        f"{path.name}: sections numbered {numbers}, expected 1..{len(numbers)} in order")

@@ -108,8 +108,8 @@ def test_verified_means_checked_here(mirror_dir, name):
         path = mirror_path(mirror_dir, f.url)
         in_mirror = path.is_file() and sha256_of(path) == f.sha256
         assert f.verified == in_mirror, (name, key, f.verified, in_mirror)
-        note = ("verified: the project's tests download this file and check it" if in_mirror
-                else "never checked by a machine of this project")
+        note = ("verified: the course's tests download this file and check its checksum"
+                if in_mirror else "not checked by the course's tests")
         assert note in dataset_card(name)
 
 
@@ -170,8 +170,10 @@ def test_dataset_card(name):
             assert f"{f.size:,} bytes" in card
         else:
             assert "size not recorded" in card
-    assert ("Reachable from the project's CI mirror:** " +
-            ("yes" if d.mirrored else "no")) in card
+    assert ("- **Prefetched:** " + ("yes, by `python -m dlbio_teach.data prefetch`"
+                                    if d.mirrored else "only by `python -m dlbio_teach"
+                                    ".data prefetch --all`")) in card
+    assert "CI" not in card and "project" not in card    # words for learners
 
 
 def test_dataset_card_unknown():
@@ -367,7 +369,7 @@ def test_dataset_cards_on_pages_match_the_registry(page):
 
 CHAPTERS = {"basics": "01_nn_basics", "restoration": "02_restoration",
             "segmentation": "03_segmentation", "validation": "04_validation",
-            "reporting": "05_reporting"}
+            "reporting": "05_reporting", "tracking": "07_tracking"}
 
 # load("name"), fetch("name"), data.load("name"), fetch_or_fallback("name", "other"): the
 # names that the notebooks' code cells fetch. (np.load("x.npy"), RunRecord.load(...) and

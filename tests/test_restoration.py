@@ -291,6 +291,48 @@ def test_train_restoration_seeded(stacks):
     assert not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
 
 
+@pytest.mark.parametrize("method", ["n2v", "care"])
+def test_train_restoration_resumes_from_its_checkpoints(stacks, method, tmp_path,
+                                                        monkeypatch):
+    """Interrupted after 2 epochs and called again for 4: the same run as 4 in one go."""
+    import dlbio_teach.training as training
+
+    clean, noisy, _ = stacks
+    data = {"noisy": noisy, "clean": clean}
+    val = {"noisy": noisy} if method == "n2v" else data
+    straight, h_straight = train_restoration(tiny_config(method, epochs=4), data, val,
+                                             checkpoint_dir=tmp_path / "a", progress=False)
+    train_restoration(tiny_config(method, epochs=2), data, val,
+                      checkpoint_dir=tmp_path / "b", progress=False)
+    trained = []
+    run_epoch = training._run_epoch
+
+    def counting(*args, optimizer, **kwargs):
+        trained.append(optimizer is not None)
+        return run_epoch(*args, optimizer=optimizer, **kwargs)
+
+    monkeypatch.setattr(training, "_run_epoch", counting)
+    resumed, h_resumed = train_restoration(tiny_config(method, epochs=4), data, val,
+                                           checkpoint_dir=tmp_path / "b", progress=False)
+    assert sum(trained) == 2                 # epochs 3 and 4 only: it continued, not restarted
+    assert h_resumed.epochs_run == h_straight.epochs_run == 4
+    assert np.allclose(h_resumed.train_loss, h_straight.train_loss, rtol=1e-6, atol=0)
+    assert np.allclose(h_resumed.val_loss, h_straight.val_loss, rtol=1e-6, atol=0)
+    assert h_resumed.best_epoch == h_straight.best_epoch
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=0, atol=1e-6) for k in a)
+
+
+def test_train_restoration_without_checkpoint_starts_fresh(stacks, tmp_path):
+    """An empty checkpoint folder changes nothing: the same weights as no folder."""
+    _, noisy, _ = stacks
+    runs = [train_restoration(tiny_config("n2v", epochs=2), {"noisy": noisy},
+                              {"noisy": noisy}, progress=False,
+                              checkpoint_dir=folder)[0].state_dict()
+            for folder in (None, tmp_path / "empty")]
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
 @pytest.fixture(scope="module")
 def photon_starved():
     """Three 96x96 synthetic training/validation fields and one held-out field, 5 photons."""

@@ -182,3 +182,15 @@ def test_setup_course_profile_follows_device(monkeypatch):
 
 def test_setup_course_is_exported():
     assert dlbio_teach.setup_course is setup_course
+
+
+def test_course_seed_comes_from_the_argument_then_the_environment(monkeypatch):
+    from dlbio_teach.runtime import course_seed, setup_course
+    monkeypatch.delenv("DLBIO_SEED", raising=False)
+    assert course_seed() == 0
+    monkeypatch.setenv("DLBIO_SEED", "3")
+    assert course_seed() == 3 and course_seed(5) == 5
+    assert setup_course(profile="smoke", device="cpu", verbose=False).seed == 3
+    monkeypatch.setenv("DLBIO_SEED", "three")
+    with pytest.raises(ValueError, match="DLBIO_SEED='three' is not an integer"):
+        course_seed()

@@ -1,0 +1,114 @@
+"""Lessons over seeds: recorded only in the benchmark, gathered per chapter, shown beside a run."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from dlbio_teach.intervals import paired_difference
+from dlbio_teach.lessons import (
+    LESSONS_DIR,
+    RESULTS,
+    SeedTable,
+    lessons_table,
+    load_lessons,
+    record_lessons,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("lessons_benchmark",
+                                                  REPO_ROOT / "benchmarks" / "lessons.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_nothing_is_written_outside_the_benchmark(monkeypatch, tmp_path):
+    monkeypatch.delenv(LESSONS_DIR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert record_lessons("09_x", {"gain": 1.0}, seed=0) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_record_writes_numbers_intervals_and_names(monkeypatch, tmp_path):
+    monkeypatch.setenv(LESSONS_DIR, str(tmp_path / "lessons"))
+    interval = paired_difference([1.0, 2.0, 3.0], [0.5, 1.0, 1.0], seed=0).difference
+    path = record_lessons("09_x", {"gain": 0.25, "paired": interval, "chosen": "StarDist"},
+                          seed=3)
+    assert path == tmp_path / "lessons" / "09_x_seed3.json"
+    written = json.loads(path.read_text())
+    assert written["seed"] == 3 and written["values"]["gain"] == 0.25
+    assert written["values"]["chosen"] == "StarDist"
+    assert written["values"]["paired"] == pytest.approx(
+        {"estimate": interval.estimate, "low": interval.low, "high": interval.high})
+    assert not list(path.parent.glob("*.part")), "a partial file was left behind"
+
+
+def test_gather_orders_by_seed_and_keeps_complete_runs(monkeypatch, tmp_path):
+    monkeypatch.setenv(LESSONS_DIR, str(tmp_path))
+    record_lessons("09_x", {"gain": 2.0, "chosen": "a"}, seed=1)
+    record_lessons("09_x", {"gain": 1.0, "chosen": "b"}, seed=0)
+    record_lessons("09_x", {"gain": 5.0}, seed=2)          # stopped before its last lesson
+    gathered = _benchmark().gather(tmp_path, ["09_x", "10_missing"], [0, 1, 2])
+    assert list(gathered) == ["09_x"]
+    assert gathered["09_x"] == {"seeds": [0, 1], "values": {"gain": [1.0, 2.0],
+                                                            "chosen": ["b", "a"]}}
+
+
+def _table():
+    return SeedTable("09_x", [0, 1, 2], {
+        "diff": [{"estimate": 1.0, "low": 0.2, "high": 1.8},
+                 {"estimate": -0.5, "low": -0.9, "high": -0.1},
+                 {"estimate": 0.3, "low": -0.2, "high": 0.8}],
+        "score": [0.8, 0.9, 0.7],
+        "gap": [0.0, 0.1, 0.2],
+        "chosen": ["A", "B", "A"]}, machine="a laptop")
+
+
+def test_seed_table_counts():
+    table = _table()
+    assert table.above_zero("diff") == 1 and table.below_zero("diff") == 1
+    assert table.estimates("diff").tolist() == [1.0, -0.5, 0.3]
+    assert table.count("score", lambda v: v > 0.75) == 2
+
+
+def test_lessons_table_shows_this_run_beside_the_spread():
+    text = lessons_table(_table(), {"diff": ("A - B", " dB"), "score": ("F1", ""),
+                                    "gap": ("C - D", ""),
+                                    "chosen": ("chosen", "")},
+                         this_run={"diff": {"estimate": 1.0, "low": 0.2, "high": 1.8},
+                                   "chosen": "A"})
+    rows = text.splitlines()
+    assert rows[2] == ("| A - B | +1.00 dB [+0.20, +1.80] | +0.27 dB (-0.50 to +1.00) | "
+                       "1 of 3 | 1 of 3 |")
+    assert rows[3] == "| F1 |  | 0.80 (0.70 to 0.90) |  |  |"
+    assert rows[4] == "| C - D |  | +0.10 (+0.00 to +0.20) |  |  |"
+    assert rows[5] == "| chosen | A | A in 2 of 3, B in 1 of 3 | | |"
+
+
+def test_load_lessons_says_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="benchmarks/lessons.py"):
+        load_lessons("02_restoration", tmp_path / "none.json")
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"machine": "m", "chapters": {"01_a": {"seeds": [0],
+                                                                     "values": {}}}}))
+    with pytest.raises(KeyError, match="holds no lessons of '02_b'"):
+        load_lessons("02_b", path)
+    assert load_lessons("01_a", path).machine == "m"
+
+
+def test_committed_results_cover_every_chapter_that_shows_them():
+    results = json.loads(RESULTS.read_text(encoding="utf-8"))
+    assert results["profile"] == "standard" and results["machine"]
+    shown = sorted(p.stem for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")
+                   if "load_lessons(" in p.read_text(encoding="utf-8"))
+    assert shown, "no chapter shows its lessons over seeds"
+    for chapter in shown:
+        table = load_lessons(chapter)
+        assert len(table.seeds) >= 5, f"{chapter}: lessons over {table.seeds} only"
+        assert all(len(v) == len(table.seeds) for v in table.values.values())

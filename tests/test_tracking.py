@@ -1,0 +1,126 @@
+"""Linking and scoring on hand-built movies whose right answer is known."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlbio_teach.movies import Movie, divisions, synthetic_movie
+from dlbio_teach.tracking import (
+    TrackingScores,
+    detections,
+    link_lap,
+    link_nearest,
+    motion_per_frame,
+    score_tracking,
+    summarize_scores,
+    tracks_table,
+    write_geff,
+)
+
+
+def _division_movie() -> Movie:
+    """A mother in frame 0 divides; her daughters sit 5 pixels either side in frame 1 and
+    move one pixel further out in frame 2. A bystander walks along the bottom."""
+    labels = np.zeros((3, 30, 24), np.int32)
+    labels[0, 8:12, 10:14] = 1
+    labels[1, 8:12, 5:9] = 2
+    labels[1, 8:12, 15:19] = 3
+    labels[2, 8:12, 4:8] = 2
+    labels[2, 8:12, 16:20] = 3
+    for t in range(3):
+        labels[t, 22:26, 2 + 3 * t:6 + 3 * t] = 4
+    return Movie(labels, np.array([[1, 0, 0, 0], [2, 1, 2, 1], [3, 1, 2, 1], [4, 0, 2, 0]]))
+
+
+def _shuffled_labels(labels, seed=0):
+    """The same nuclei numbered anew in every frame, as a segmenter would."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros_like(labels)
+    for t, frame in enumerate(labels):
+        ids = np.unique(frame[frame > 0])
+        new = rng.permutation(len(ids)) + 10
+        for old, n in zip(ids, new):
+            out[t][frame == old] = n
+    return out
+
+
+def test_detections_are_centroids():
+    (labels, centroids), = detections(_division_movie().labels[:1])
+    assert labels.tolist() == [1, 4]
+    assert np.allclose(centroids, [[9.5, 11.5], [23.5, 3.5]])
+
+
+def test_nearest_neighbour_misses_the_division_and_lap_finds_it():
+    truth = _division_movie()
+    masks = _shuffled_labels(truth.labels)
+    nn = link_nearest(masks, max_distance=8)
+    lap = link_lap(masks, max_distance=8)
+    assert divisions(nn.tracks) == {}, "frame-to-frame one-to-one linking cannot divide"
+    assert len(divisions(lap.tracks)) == 1
+    s_nn, s_lap = score_tracking(truth, nn), score_tracking(truth, lap)
+    assert s_lap.TRA == 1.0 and s_lap.division_f1 == 1.0 and s_lap.LNK == 1.0
+    assert s_nn.division_f1 == 0.0 and s_nn.division_fn == 1 and s_nn.TRA < 1.0
+    assert s_nn.DET == 1.0, "the same detections: only the links differ"
+
+
+def test_lap_closes_a_gap_and_nearest_neighbour_does_not():
+    labels = np.zeros((4, 12, 20), np.int32)
+    for t in (0, 1, 3):                         # missed in frame 2
+        labels[t, 4:8, 2 + 3 * t:6 + 3 * t] = 1
+    nn = link_nearest(labels, max_distance=5)
+    lap = link_lap(labels, max_distance=7, gap_frames=1)
+    assert len(nn.tracks) == 2 and nn.tracks[1, 3] == 0
+    # A closed gap in the CTC layout: two tracks, the second with the first as parent.
+    assert lap.tracks.tolist() == [[1, 0, 1, 0], [2, 3, 3, 1]]
+    assert len(link_lap(labels, max_distance=7, gap_frames=0).tracks) == 2
+
+
+def test_scores_fall_for_a_wrong_link():
+    truth = _division_movie()
+    swapped = truth.labels.copy()
+    swapped[2][truth.labels[2] == 2], swapped[2][truth.labels[2] == 3] = 3, 2
+    wrong = score_tracking(truth, Movie(swapped, truth.tracks))
+    assert wrong.DET == 1.0 and wrong.LNK < 1.0 and wrong.TRA < 1.0
+
+
+def test_score_needs_same_shape():
+    truth = _division_movie()
+    with pytest.raises(ValueError, match="same shape"):
+        score_tracking(truth, Movie(truth.labels[:2], truth.tracks[:1]))
+
+
+def test_lap_beats_nearest_neighbour_on_a_synthetic_movie():
+    movie = synthetic_movie(20, (96, 96), 10, speed=0.4, division_rate=0.05, seed=0)
+    assert divisions(movie.tracks)
+    s_nn = score_tracking(movie, link_nearest(movie.labels, max_distance=12))
+    s_lap = score_tracking(movie, link_lap(movie.labels, max_distance=12))
+    assert s_lap.division_f1 > 0.5 and s_nn.division_f1 == 0.0
+    assert s_lap.TRA > s_nn.TRA and s_lap.DET == s_nn.DET == 1.0
+
+
+def test_summary_pools_division_counts():
+    scores = [TrackingScores(0.9, 1.0, 0.8, 1.0, 2, 0, 0, 0, 0),
+              TrackingScores(0.8, 1.0, 0.7, 0.0, 0, 0, 2, 0, 0),
+              TrackingScores(0.7, 1.0, 0.6, math.nan, 0, 0, 0, 0, 0)]
+    summary = summarize_scores(scores)
+    assert summary["TRA"].estimate == pytest.approx(0.8)
+    assert summary["division F1"].estimate == pytest.approx(2 / 3)   # 2 tp, 2 fn
+    assert summary["division F1"].low <= 2 / 3 <= summary["division F1"].high
+
+
+def test_motion_table_and_geff(tmp_path):
+    truth = _division_movie()
+    assert motion_per_frame(truth) == pytest.approx(2.0)   # median of 1, 1 (daughters), 3, 3
+    table = tracks_table(truth)
+    assert len(table) == 8 and set(table[table.track == 2].parent) == {1}
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert pd.read_csv(tmp_path / "t.csv").equals(table)
+    import geff
+    path = write_geff(truth, tmp_path / "t.geff")
+    graph, _ = geff.read(path)
+    assert graph.number_of_nodes() == 8 and graph.number_of_edges() == 6
+    with pytest.raises(FileExistsError):
+        write_geff(truth, path)
