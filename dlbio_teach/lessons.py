@@ -112,9 +112,12 @@ def load_lessons(chapter: str, path: str | Path | None = None) -> SeedTable:
 
     Examples
     --------
-    >>> table = load_lessons("02_restoration")
-    >>> len(table.seeds) >= 5
-    True
+    >>> import json, pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "lessons_results.json"
+    >>> _ = path.write_text(json.dumps({"machine": "a laptop", "chapters": {"09_x": {
+    ...     "seeds": [0, 1], "values": {"gain": [1.5, 0.5]}}}}))
+    >>> load_lessons("09_x", path).estimates("gain").tolist()
+    [1.5, 0.5]
     """
     path = Path(path) if path is not None else RESULTS
     if not path.is_file():

@@ -28,7 +28,7 @@ def test_available_checkers():
                                  "threshold_split", "hygiene_steps",
                                  "images_to_halve_ci", "majority_mask", "weights_sha256",
                                  "package_preprocessing", "trainable_parameters",
-                                 "prediction"])
+                                 "daughters", "frame_links", "prediction"])
 
 
 @pytest.mark.parametrize(("answer", "before", "after", "ok"), [

@@ -122,5 +122,28 @@ def test_motion_table_and_geff(tmp_path):
     path = write_geff(truth, tmp_path / "t.geff")
     graph, _ = geff.read(path)
     assert graph.number_of_nodes() == 8 and graph.number_of_edges() == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.geff"], "no partial left"
     with pytest.raises(FileExistsError):
         write_geff(truth, path)
+
+
+def test_daughters_checker(capsys):
+    from dlbio_teach.exercises import check
+    tracks = _division_movie().tracks
+    assert check.daughters([3, 2], tracks=tracks, mother=1)
+    assert not check.daughters([2], tracks=tracks, mother=1)
+    assert not check.daughters("two", tracks=tracks, mother=1)
+    assert not check.daughters(..., tracks=tracks, mother=1)
+    out = capsys.readouterr().out
+    assert "Correct" in out and "tracks[tracks[:, 3] == 1, 0]" in out and "Not answered" in out
+
+
+def test_frame_links_checker(capsys):
+    from dlbio_teach.exercises import check
+    before = np.array([[0.0, 0.0], [10.0, 0.0], [50.0, 50.0]])
+    after = np.array([[10.0, 1.0], [0.0, 1.0]])
+    assert check.frame_links([(0, 1), (1, 0)], before=before, after=after, max_distance=5)
+    assert not check.frame_links([(0, 0), (1, 1)], before=before, after=after, max_distance=5)
+    assert not check.frame_links([(0, 1), (1, 0), (2, 0)], before=before, after=after,
+                                 max_distance=5)
+    assert "longer than max_distance" in capsys.readouterr().out
