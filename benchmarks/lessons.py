@@ -93,10 +93,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help=f"results file (default: {RESULTS.relative_to(REPO_ROOT)})")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--lessons-dir", type=Path,
+                        help="where the chapters record their lessons (default: a new folder)")
+    parser.add_argument("--recorded-seeds", type=int, nargs="*", default=[],
+                        help="seeds already recorded in --lessons-dir (for example by the run "
+                             "whose outputs are committed, made with DLBIO_LESSONS_DIR set): "
+                             "gathered, not run again")
     args = parser.parse_args(argv)
 
     course_time = _course_time()
-    lessons_dir = Path(tempfile.mkdtemp(prefix="dlbio-lessons-"))
+    lessons_dir = args.lessons_dir or Path(tempfile.mkdtemp(prefix="dlbio-lessons-"))
     env = course_time.kernel_environment(args.profile)
     env["DLBIO_LESSONS_DIR"] = str(lessons_dir)
     if not env.get("DLBIO_DATA_MIRROR") and course_time.MIRROR_DIR.is_dir():
@@ -104,7 +110,8 @@ def main(argv=None) -> int:
         env["DLBIO_DATA_MIRROR"], _ = serve_mirror(course_time.MIRROR_DIR)
 
     start = time.perf_counter()
-    runs = {chapter: {} for chapter in args.chapters}
+    runs = {chapter: {str(s): {"ok": None, "seconds": None, "recorded": True}
+                      for s in args.recorded_seeds} for chapter in args.chapters}
     for seed in args.seeds:
         env["DLBIO_SEED"] = str(seed)
         for chapter in args.chapters:
@@ -116,7 +123,8 @@ def main(argv=None) -> int:
             print(f"  {'ok' if result['ok'] else 'FAILED'} in {result['seconds']} s", flush=True)
     minutes = (time.perf_counter() - start) / 60
 
-    gathered = gather(lessons_dir, args.chapters, args.seeds)
+    seeds = sorted(set(args.recorded_seeds) | set(args.seeds))
+    gathered = gather(lessons_dir, args.chapters, seeds)
     results = {"machine": machine_description(), "profile": args.profile,
                "date": datetime.date.today().isoformat(), "minutes": round(minutes, 1),
                "runs": runs, "chapters": gathered}
