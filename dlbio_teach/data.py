@@ -25,7 +25,7 @@ Run ``python -m dlbio_teach.data --help`` to list or prefetch the datasets;
 (:func:`~dlbio_teach.mirror.build_mirror`) that any static HTTP server can serve. The
 mirror and that command line are :mod:`dlbio_teach.mirror`'s: ``python -m
 dlbio_teach.data`` starts ``python -m dlbio_teach.mirror`` with the same arguments, and
-this module never imports the mirror (data flows one way, see :mod:`dlbio_teach`).
+this module never imports the mirror (data flows one way: ``dlbio_teach/__init__.py``).
 """
 from __future__ import annotations
 

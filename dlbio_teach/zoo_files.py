@@ -127,7 +127,7 @@ def stage_files(root, net: torch.nn.Module, tensors: PackageTensors, *, architec
     net : torch.nn.Module
         The network whose state dict is written (``weights.pt``).
     tensors : PackageTensors
-        From :func:`describe_tensors`.
+        From :func:`~dlbio_teach.zoo_export.describe_tensors`.
     architecture : path
         The self-contained source file that defines the network; copied.
     documentation : str
