@@ -21,7 +21,6 @@ import argparse
 import datetime
 import importlib.util
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -44,17 +43,12 @@ def _course_time():
 
 
 def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import torch
-    return (f"{platform.machine()} ({cpu}), {os.cpu_count()} cores, Python "
-            f"{platform.python_version()}, torch {torch.__version__}")
+
+    from dlbio_teach.runtime import hardware_info
+    hardware = hardware_info("cpu")
+    return (f"{hardware['machine']} ({hardware['cpu']}), {hardware['cpu_count']} cores, "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
 def gather(lessons_dir: Path, chapters, seeds) -> dict:
