@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import metrics as skm
 
-from .preprocessing import check_image, check_labels
+from .preprocessing import check_image, check_labels, spatial_ndim
 
 __all__ = ["rescale_affine", "psnr", "ssim", "restoration_scores", "mean_restoration_scores",
            "f1_at", "f1_from_counts", "iou_matrix",
@@ -140,18 +140,20 @@ def mean_restoration_scores(targets, predictions, **kwargs) -> dict:
 # mean_true_iou are 0, as the precision is with true objects and no prediction.
 
 
-def _label_pair(true_labels, pred_labels):
-    t = check_labels(true_labels, name="true_labels")
-    p = check_labels(pred_labels, name="pred_labels")
+def _label_pair(true_labels, pred_labels, axes=None):
+    t = check_labels(true_labels, name="true_labels", axes=axes)
+    p = check_labels(pred_labels, name="pred_labels", axes=axes)
     if t.shape != p.shape:
         raise ValueError(f"true {t.shape} and predicted {p.shape} labels differ in shape.")
     return t, p
 
 
-def iou_matrix(true_labels, pred_labels):
+def iou_matrix(true_labels, pred_labels, *, axes: str | None = None):
     """IoU of every true object (rows) with every predicted object (columns).
 
-    Returns ``(iou, true_ids, pred_ids)``; labels need not be consecutive.
+    Returns ``(iou, true_ids, pred_ids)``; labels need not be consecutive. Label images
+    are ``(Y, X)``, or ``(Z, Y, X)`` volumes with ``axes="ZYX"`` (overlaps then count
+    voxels).
 
     Examples
     --------
@@ -160,7 +162,7 @@ def iou_matrix(true_labels, pred_labels):
     >>> iou.tolist()
     [[0.5]]
     """
-    t, p = _label_pair(true_labels, pred_labels)
+    t, p = _label_pair(true_labels, pred_labels, axes)
     true_ids, t_idx = np.unique(t, return_inverse=True)
     pred_ids, p_idx = np.unique(p, return_inverse=True)
     overlap = np.zeros((len(true_ids), len(pred_ids)), np.int64)
@@ -198,13 +200,16 @@ def _assign(iou, threshold):
     return rows[keep], cols[keep]
 
 
-def match_instances(true_labels, pred_labels, *, threshold: float = 0.5) -> dict:
+def match_instances(true_labels, pred_labels, *, threshold: float = 0.5,
+                    axes: str | None = None) -> dict:
     """Match objects one-to-one on IoU (as StarDist does) and count TP, FP and FN.
 
     The Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`) pairs true and
     predicted objects whose IoU is at least ``threshold``. It maximises the total IoU of
     the matched pairs; below 0.5, where one object can overlap several others above the
     threshold, it first maximises the number of matched pairs, then their total IoU.
+    Label images are ``(Y, X)``; volumes ``(Z, Y, X)`` need ``axes="ZYX"`` (IoU of
+    voxels), since a volume's shape cannot be told from a stack of 2D masks.
 
     Returns a dict with ``tp``, ``fp``, ``fn``, ``n_true``, ``n_pred``, ``sum_iou`` (of the
     matched pairs), the scores of :func:`matching_scores` (among them ``accuracy``, the
@@ -218,10 +223,13 @@ def match_instances(true_labels, pred_labels, *, threshold: float = 0.5) -> dict
     >>> m = match_instances(t, p)
     >>> m["tp"], m["fp"], m["fn"], m["f1"], m["mean_true_iou"]
     (1, 0, 1, 0.6666666666666666, 0.5)
+    >>> v = np.zeros((2, 4, 4), int); v[:, :2, :2] = 1       # one object through 2 planes
+    >>> match_instances(v, v, axes="ZYX")["f1"]
+    1.0
     """
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}.")
-    iou, true_ids, pred_ids = iou_matrix(true_labels, pred_labels)
+    iou, true_ids, pred_ids = iou_matrix(true_labels, pred_labels, axes=axes)
     pairs = []
     if iou.size:
         rows, cols = _assign(iou, threshold)
@@ -271,7 +279,8 @@ def matching_scores(*, tp: int, fp: int, fn: int, sum_iou: float, **_) -> dict:
             "panoptic_quality": sum_iou / (tp + fp / 2 + fn / 2)}
 
 
-def match_dataset(true_labels, pred_labels, *, thresholds=(0.5,)) -> list[dict]:
+def match_dataset(true_labels, pred_labels, *, thresholds=(0.5,),
+                  axes: str | None = None) -> list[dict]:
     """Score a dataset at each IoU threshold: counts pooled over its images, then scores.
 
     Parameters
@@ -281,6 +290,8 @@ def match_dataset(true_labels, pred_labels, *, thresholds=(0.5,)) -> list[dict]:
     thresholds : sequence of float
         IoU thresholds, e.g. ``np.arange(0.5, 1.0, 0.05)``, the range over which the
         DSB2018 averaged its ``accuracy``.
+    axes : {None, "YX", "ZYX"}
+        ``"ZYX"`` when each item is a volume ``(Z, Y, X)``.
 
     Returns
     -------
@@ -301,12 +312,12 @@ def match_dataset(true_labels, pred_labels, *, thresholds=(0.5,)) -> list[dict]:
         raise ValueError(f"need one prediction per ground-truth image, got "
                          f"{len(true_labels)} ground truths and {len(pred_labels)} "
                          "predictions.")
-    pairs = [_label_pair(t, p) for t, p in zip(true_labels, pred_labels)]
+    pairs = [_label_pair(t, p, axes) for t, p in zip(true_labels, pred_labels)]
     rows = []
     for threshold in thresholds:
         counts = {"tp": 0, "fp": 0, "fn": 0, "sum_iou": 0.0}
         for t, p in pairs:
-            m = match_instances(t, p, threshold=float(threshold))
+            m = match_instances(t, p, threshold=float(threshold), axes=axes)
             for key in counts:
                 counts[key] += m[key]
         rows.append({"threshold": float(threshold), "n_images": len(pairs), **counts,
@@ -314,12 +325,13 @@ def match_dataset(true_labels, pred_labels, *, thresholds=(0.5,)) -> list[dict]:
     return rows
 
 
-def merges_and_splits(true_labels, pred_labels, *, cover: float = 0.5) -> dict:
+def merges_and_splits(true_labels, pred_labels, *, cover: float = 0.5,
+                      axes: str | None = None) -> dict:
     """Count merges and splits, the two errors an IoU threshold cannot tell apart.
 
     A *merge* is a predicted object that holds more than ``cover`` of the pixels of two or
     more true objects; a *split* is a true object that holds more than ``cover`` of the
-    pixels of two or more predicted objects.
+    pixels of two or more predicted objects. Volumes ``(Z, Y, X)`` need ``axes="ZYX"``.
 
     Examples
     --------
@@ -327,7 +339,7 @@ def merges_and_splits(true_labels, pred_labels, *, cover: float = 0.5) -> dict:
     >>> merges_and_splits(t, p)
     {'merges': 1, 'splits': 0}
     """
-    t, p = _label_pair(true_labels, pred_labels)
+    t, p = _label_pair(true_labels, pred_labels, axes)
 
     def count(a, b):
         # Objects of b that hold more than `cover` of each of at least two objects of a.
@@ -343,7 +355,8 @@ def merges_and_splits(true_labels, pred_labels, *, cover: float = 0.5) -> dict:
     return {"merges": count(t, p), "splits": count(p, t)}
 
 
-def metric_panel(true_labels, pred_labels, *, threshold: float = 0.5) -> dict:
+def metric_panel(true_labels, pred_labels, *, threshold: float = 0.5,
+                 axes: str | None = None) -> dict:
     """Five answers to "how good is this segmentation?", from the same prediction.
 
     Over a list of images (counts and pixels pooled over the images):
@@ -362,6 +375,9 @@ def metric_panel(true_labels, pred_labels, *, threshold: float = 0.5) -> dict:
       the nearest of the other (:func:`skimage.metrics.hausdorff_distance`; a worst case),
       the largest over the images; 0 when both are empty, ``inf`` when only one is.
 
+    With ``axes="ZYX"`` each item is a volume ``(Z, Y, X)``: pixels become voxels and
+    distances are in voxels (of the Z, Y and X steps alike).
+
     Examples
     --------
     >>> t = np.zeros((8, 8), int); t[1:4, 1:4] = 1; t[5:8, 5:8] = 2
@@ -373,7 +389,7 @@ def metric_panel(true_labels, pred_labels, *, threshold: float = 0.5) -> dict:
     from skimage.metrics import hausdorff_distance
     from skimage.segmentation import find_boundaries
 
-    if isinstance(true_labels, np.ndarray) and true_labels.ndim == 2:
+    if isinstance(true_labels, np.ndarray) and true_labels.ndim == spatial_ndim(axes):
         true_labels, pred_labels = [true_labels], [pred_labels]
     true_labels, pred_labels = list(true_labels), list(pred_labels)
     if len(true_labels) != len(pred_labels) or not true_labels:
@@ -384,8 +400,8 @@ def metric_panel(true_labels, pred_labels, *, threshold: float = 0.5) -> dict:
     hausdorff = distance_sum = 0.0
     n_outline = 0
     for t, p in zip(true_labels, pred_labels):
-        t, p = check_labels(t), check_labels(p)
-        m = match_instances(t, p, threshold=threshold)
+        t, p = check_labels(t, axes=axes), check_labels(p, axes=axes)
+        m = match_instances(t, p, threshold=threshold, axes=axes)
         counts = {k: counts[k] + m[k] for k in counts}
         overlap += int(((t > 0) & (p > 0)).sum())
         total += int((t > 0).sum() + (p > 0).sum())
@@ -407,7 +423,8 @@ def metric_panel(true_labels, pred_labels, *, threshold: float = 0.5) -> dict:
             "hausdorff": hausdorff}
 
 
-def f1_at(true_labels, pred_labels, *, threshold: float = 0.5) -> float:
+def f1_at(true_labels, pred_labels, *, threshold: float = 0.5,
+          axes: str | None = None) -> float:
     """F1 of a dataset at one IoU threshold, counts pooled over the images.
 
     Examples
@@ -416,7 +433,8 @@ def f1_at(true_labels, pred_labels, *, threshold: float = 0.5) -> float:
     >>> round(f1_at([t, t], [t, np.zeros_like(t)]), 3)
     0.667
     """
-    return match_dataset(true_labels, pred_labels, thresholds=[threshold])[0]["f1"]
+    return match_dataset(true_labels, pred_labels, thresholds=[threshold],
+                         axes=axes)[0]["f1"]
 
 
 def f1_from_counts(tp, fp, fn):

@@ -1,7 +1,8 @@
-"""The networks of the course, written out to be read: a 2D U-Net and a tiny CNN.
+"""The networks of the course, written out to be read: a U-Net and a tiny CNN.
 
 The U-Net is the one every later chapter trains (restoration, segmentation); it is built
-step by step in chapter 1, so it stays short.
+step by step in chapter 1, so it stays short. The same class builds the 3D U-Net for
+volumes (``ndim=3``): only the layers' dimension changes.
 """
 from __future__ import annotations
 
@@ -12,19 +13,30 @@ from torch.nn import functional as F
 __all__ = ["UNet", "TinyCNN", "count_parameters", "freeze_encoder", "unfreeze"]
 
 
-class ConvBlock(nn.Module):
-    """Two 3x3 convolutions with ReLU, optionally with a residual shortcut."""
+def _layers(ndim: int):
+    """The convolution, batch norm and transposed convolution of ``ndim`` spatial axes."""
+    if ndim not in (2, 3):
+        raise ValueError(f"ndim must be 2 (images) or 3 (volumes), got {ndim}.")
+    return ((nn.Conv2d, nn.BatchNorm2d, nn.ConvTranspose2d) if ndim == 2
+            else (nn.Conv3d, nn.BatchNorm3d, nn.ConvTranspose3d))
 
-    def __init__(self, in_channels: int, out_channels: int, residual: bool = False):
+
+class ConvBlock(nn.Module):
+    """Two 3x3 (3x3x3 for ``ndim=3``) convolutions with ReLU, optionally with a residual
+    shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, residual: bool = False,
+                 ndim: int = 2):
         super().__init__()
+        conv, norm, _ = _layers(ndim)
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1),
-            nn.BatchNorm2d(out_channels),
+            conv(in_channels, out_channels, 3, padding=1),
+            norm(out_channels),
             nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1),
-            nn.BatchNorm2d(out_channels),
+            conv(out_channels, out_channels, 3, padding=1),
+            norm(out_channels),
         )
-        self.shortcut = (nn.Conv2d(in_channels, out_channels, 1) if residual else None)
+        self.shortcut = (conv(in_channels, out_channels, 1) if residual else None)
 
     def forward(self, x):
         """Two convolutions, plus the shortcut when residual, then ReLU."""
@@ -35,12 +47,14 @@ class ConvBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """A 2D U-Net (Ronneberger et al., 2015) for images of any size.
+    """A U-Net (Ronneberger et al., 2015) for images, or volumes, of any size.
 
     The encoder halves the resolution ``depth`` times and doubles the channels each time;
     the decoder upsamples back and concatenates the encoder's features of the same
     resolution (the skip connections). Inputs whose sides are not multiples of
     ``2**depth`` are reflect-padded and the output is cropped back, so any ``(Y, X)`` works.
+    With ``ndim=3`` every layer is its 3D twin (the 3D U-Net of Çiçek et al., 2016) and
+    the input is a batch of volumes ``(N, C, Z, Y, X)``.
 
     Parameters
     ----------
@@ -55,40 +69,53 @@ class UNet(nn.Module):
     residual_output : bool
         Predict a correction added to the input (needs ``in_channels == out_channels``):
         the usual choice for restoration.
+    ndim : {2, 3}
+        Spatial axes: 2 for images ``(Y, X)``, 3 for volumes ``(Z, Y, X)``.
+    pool_z : bool
+        For ``ndim=3``: halve Z too at each step (default). ``False`` pools Y and X only,
+        for stacks with few, widely spaced planes (strongly anisotropic voxels): the
+        network then sees the same physical extent along each axis sooner.
 
     Examples
     --------
     >>> net = UNet(1, 1, depth=2, base_channels=8)
     >>> net(torch.zeros(1, 1, 30, 45)).shape
     torch.Size([1, 1, 30, 45])
+    >>> UNet(1, 1, depth=2, base_channels=4, ndim=3)(torch.zeros(1, 1, 6, 20, 20)).shape
+    torch.Size([1, 1, 6, 20, 20])
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 2,
                  base_channels: int = 16, residual: bool = False,
-                 residual_output: bool = False):
+                 residual_output: bool = False, ndim: int = 2, pool_z: bool = True):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}.")
         if residual_output and in_channels != out_channels:
             raise ValueError("residual_output needs in_channels == out_channels.")
+        conv, _, up_conv = _layers(ndim)
         self.config = dict(in_channels=in_channels, out_channels=out_channels, depth=depth,
                            base_channels=base_channels, residual=residual,
                            residual_output=residual_output)
+        if ndim == 3:   # a 2D network's configuration stays what it always was
+            self.config.update(ndim=3, pool_z=bool(pool_z))
+        self.ndim = ndim
         self.depth = depth
         self.residual_output = residual_output
+        self.pool = (2,) * ndim if ndim == 2 or pool_z else (1, 2, 2)
         channels = [base_channels * 2 ** i for i in range(depth + 1)]
         self.down = nn.ModuleList()
         c_in = in_channels
         for c in channels[:-1]:
-            self.down.append(ConvBlock(c_in, c, residual))
+            self.down.append(ConvBlock(c_in, c, residual, ndim))
             c_in = c
-        self.bottom = ConvBlock(channels[-2], channels[-1], residual)
+        self.bottom = ConvBlock(channels[-2], channels[-1], residual, ndim)
         self.up = nn.ModuleList()
         self.up_blocks = nn.ModuleList()
         for c_high, c_low in zip(reversed(channels[:-1]), reversed(channels[1:])):
-            self.up.append(nn.ConvTranspose2d(c_low, c_high, 2, stride=2))
-            self.up_blocks.append(ConvBlock(2 * c_high, c_high, residual))
-        self.head = nn.Conv2d(channels[0], out_channels, 1)
+            self.up.append(up_conv(c_low, c_high, self.pool, stride=self.pool))
+            self.up_blocks.append(ConvBlock(2 * c_high, c_high, residual, ndim))
+        self.head = conv(channels[0], out_channels, 1)
         if residual_output:
             # Start as the identity: the untrained network returns its input unchanged,
             # so training can only move it away from the noisy image where that helps.
@@ -105,31 +132,40 @@ class UNet(nn.Module):
 
     @property
     def multiple(self) -> int:
-        """Input sides are padded to a multiple of this."""
+        """Input sides (Y and X) are padded to a multiple of this."""
         return 2 ** self.depth
 
+    @property
+    def multiples(self) -> tuple:
+        """The multiple of each spatial axis (Z's is 1 when ``pool_z`` is off)."""
+        return tuple(p ** self.depth for p in getattr(self, "pool", (2, 2)))
+
     def forward(self, x):
-        """Map a batch ``(N, C, Y, X)`` to ``(N, out_channels, Y, X)``, padding and cropping
-        sides that are not a multiple of :attr:`multiple`."""
-        if x.ndim != 4:
-            raise ValueError(f"UNet expects a batch (N, C, Y, X), got shape "
+        """Map a batch ``(N, C, Y, X)`` (``(N, C, Z, Y, X)`` for ``ndim=3``) to the same
+        shape with ``out_channels``, padding and cropping sides that are not a multiple
+        of :attr:`multiples`."""
+        ndim = getattr(self, "ndim", 2)
+        if x.ndim != ndim + 2:
+            which = "UNet expects a batch (N, C, Y, X)" if ndim == 2 else \
+                "UNet(ndim=3) expects a batch of volumes (N, C, Z, Y, X)"
+            raise ValueError(f"{which}, got shape "
                              f"{tuple(x.shape)}; add axes with x[None, None].")
-        h, w = x.shape[-2:]
-        m = self.multiple
-        pad_h, pad_w = (-h) % m, (-w) % m
+        sides = x.shape[2:]
+        pads = [(-n) % m for n, m in zip(sides, self.multiples)]
         inp = x
-        if pad_h or pad_w:
-            mode = "reflect" if min(h, w) > max(pad_h, pad_w) else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        if any(pads):
+            mode = "reflect" if min(sides) > max(pads) else "replicate"
+            x = F.pad(x, [v for pad in reversed(pads) for v in (0, pad)], mode=mode)
         skips = []
+        pool = F.max_pool2d if ndim == 2 else F.max_pool3d
         for block in self.down:
             x = block(x)
             skips.append(x)
-            x = F.max_pool2d(x, 2)
+            x = pool(x, self.pool)
         x = self.bottom(x)
         for up, block, skip in zip(self.up, self.up_blocks, reversed(skips)):
             x = block(torch.cat([up(x), skip], dim=1))
-        x = self.head(x)[..., :h, :w]
+        x = self.head(x)[(...,) + tuple(slice(0, n) for n in sides)]
         return x + inp if self.residual_output else x
 
 

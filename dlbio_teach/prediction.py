@@ -1,12 +1,14 @@
 """Prediction with a trained network on whole images, tile by tile when they are large."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
 from .preprocessing import check_network_input
 
-__all__ = ["network_in_channels", "predict", "predict_classes"]
+__all__ = ["network_in_channels", "network_ndim", "predict", "predict_classes"]
 
 
 def network_in_channels(model: torch.nn.Module) -> int | None:
@@ -25,16 +27,35 @@ def network_in_channels(model: torch.nn.Module) -> int | None:
     if isinstance(config, dict) and isinstance(config.get("in_channels"), int):
         return config["in_channels"]
     for module in model.modules():
-        if isinstance(module, torch.nn.Conv2d):
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Conv3d)):
             return int(module.in_channels)
     return None
+
+
+def network_ndim(model: torch.nn.Module) -> int:
+    """Spatial axes a network takes: 3 for a network of volumes (a ``UNet(ndim=3)``, or
+    one whose first convolution is a ``Conv3d``), else 2.
+
+    Examples
+    --------
+    >>> from dlbio_teach.models import UNet
+    >>> network_ndim(UNet(1, 1, depth=1, base_channels=4, ndim=3))
+    3
+    """
+    ndim = getattr(model, "ndim", None)
+    if ndim in (2, 3):
+        return ndim
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Conv3d)):
+            return 3 if isinstance(module, torch.nn.Conv3d) else 2
+    return 2
 
 
 _TOO_SMALL = ("Kernel size can't be greater than actual input size",
               "Output size is too small", "Padding size should be less than")
 
 
-def _forward(model, batch: np.ndarray, device) -> np.ndarray:
+def _forward(model, batch: np.ndarray, device, ndim: int = 2) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(device)
     try:
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16,
@@ -44,7 +65,7 @@ def _forward(model, batch: np.ndarray, device) -> np.ndarray:
         if not any(text in str(err) for text in _TOO_SMALL):
             raise
         raise ValueError(
-            f"The image (or tile) of {tuple(batch.shape[-2:])} pixels is smaller than this "
+            f"The image (or tile) of {tuple(batch.shape[-ndim:])} pixels is smaller than this "
             "network can take: its convolutions or poolings need a larger input. Use a "
             "larger image, or a larger tile_size (PyTorch said: "
             f"{str(err).splitlines()[0]})") from None
@@ -54,6 +75,9 @@ def _forward(model, batch: np.ndarray, device) -> np.ndarray:
 def predict(model: torch.nn.Module, image, *, tile_size: int | None = None,
             margin: int | None = None, device=None) -> np.ndarray:
     """Apply ``model`` to one image ``(Y, X)`` or ``(C, Y, X)`` and return NumPy output.
+
+    A network of volumes (:func:`network_ndim` 3, such as ``UNet(ndim=3)``) takes a
+    volume ``(Z, Y, X)`` or ``(C, Z, Y, X)`` instead, tiled in 3D in the same way.
 
     With ``tile_size``, the image is processed in tiles of ``tile_size`` pixels, each read
     with ``margin`` pixels of context around it; only the tile's centre is kept. With the
@@ -76,16 +100,18 @@ def predict(model: torch.nn.Module, image, *, tile_size: int | None = None,
     image : ndarray
         ``(Y, X)`` (one-channel network) or ``(C, Y, X)`` with ``C`` the network's input
         channels (:func:`network_in_channels`), already normalised as in training.
-    tile_size : int, optional
-        Tile side (rounded up to the network's multiple); ``None`` predicts in one go.
-    margin : int, optional
+    tile_size : int or tuple of int, optional
+        Tile side (rounded up to the network's multiple), or one side per spatial axis;
+        ``None`` predicts in one go.
+    margin : int or tuple of int, optional
         Context around each tile; default ``16 * 2**depth`` for a U-Net, else 32.
     device : torch.device, optional
         Default: the device of the model's parameters.
 
     Returns
     -------
-    ndarray of float32, ``(Y, X)`` for one output channel, else ``(C_out, Y, X)``.
+    ndarray of float32, ``(Y, X)`` for one output channel, else ``(C_out, Y, X)``
+    (``(Z, Y, X)`` or ``(C_out, Z, Y, X)`` for a network of volumes).
 
     Examples
     --------
@@ -93,34 +119,42 @@ def predict(model: torch.nn.Module, image, *, tile_size: int | None = None,
     >>> net = UNet(1, 1, depth=2, base_channels=4).eval()
     >>> predict(net, np.zeros((40, 50)), tile_size=16).shape
     (40, 50)
+    >>> net3d = UNet(1, 1, depth=1, base_channels=4, ndim=3).eval()
+    >>> predict(net3d, np.zeros((6, 20, 30)), tile_size=(4, 16, 16)).shape
+    (6, 20, 30)
     """
-    x = check_network_input(image, network_in_channels(model))
+    ndim = network_ndim(model)
+    x = check_network_input(image, network_in_channels(model),
+                            axes="ZYX" if ndim == 3 else None)
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    multiple = getattr(model, "multiple", 1)
+    multiples = getattr(model, "multiples", (getattr(model, "multiple", 1),) * ndim)
     if margin is None:
-        margin = 16 * multiple if multiple > 1 else 32
-    margin = int(np.ceil(margin / multiple) * multiple)
+        margin = [16 * m if m > 1 else 32 for m in multiples]
+    margins = [int(np.ceil(g / m) * m) for g, m in zip(np.broadcast_to(margin, ndim), multiples)]
+    sides = x.shape[1:]
     try:
-        if tile_size is None or (x.shape[1] <= tile_size and x.shape[2] <= tile_size):
-            out = _forward(model, x[None], device)[0]
+        if tile_size is None or all(np.asarray(sides) <= np.broadcast_to(tile_size, ndim)):
+            out = _forward(model, x[None], device, ndim)[0]
         else:
-            tile = int(np.ceil(tile_size / multiple) * multiple)
-            h, w = x.shape[1:]
+            tiles = [int(np.ceil(t / m) * m)
+                     for t, m in zip(np.broadcast_to(tile_size, ndim), multiples)]
             out = None
-            for y0 in range(0, h, tile):
-                for x0 in range(0, w, tile):
-                    y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-                    ry0, rx0 = max(y0 - margin, 0), max(x0 - margin, 0)
-                    ry1, rx1 = min(y1 + margin, h), min(x1 + margin, w)
-                    pred = _forward(model, x[None, :, ry0:ry1, rx0:rx1], device)[0]
-                    if out is None:
-                        out = np.zeros((pred.shape[0], h, w), np.float32)
-                    out[:, y0:y1, x0:x1] = pred[:, y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0]
+            for starts in itertools.product(*(range(0, n, t) for n, t in zip(sides, tiles))):
+                stops = [min(a + t, n) for a, t, n in zip(starts, tiles, sides)]
+                read = [slice(max(a - g, 0), min(b + g, n))
+                        for a, b, g, n in zip(starts, stops, margins, sides)]
+                pred = _forward(model, x[(None, slice(None), *read)], device, ndim)[0]
+                if out is None:
+                    out = np.zeros((pred.shape[0], *sides), np.float32)
+                keep = tuple(slice(a - r.start, b - r.start)
+                             for a, b, r in zip(starts, stops, read))
+                out[(slice(None), *(slice(a, b) for a, b in zip(starts, stops)))] = \
+                    pred[(slice(None), *keep)]
     finally:
         model.train(was_training)
     return out[0] if out.shape[0] == 1 else out
@@ -149,7 +183,7 @@ def predict_classes(model: torch.nn.Module, patches, *, batch_size: int = 256,
     was_training = model.training
     model.eval()
     try:
-        out = [_forward(model, patches[i:i + batch_size, None], torch.device(device))
+        out = [_forward(model, patches[i:i + batch_size, None], torch.device(device), 2)
                for i in range(0, len(patches), batch_size)]
     finally:
         model.train(was_training)

@@ -3,35 +3,90 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_image", "check_network_input", "check_labels", "normalize_percentile",
+__all__ = ["spatial_ndim", "check_image", "check_network_input", "check_labels",
+           "normalize_percentile",
            "normalize_minmax", "random_patches", "split_indices", "grid_tiles",
            "labelled_patches"]
 
 
 _LAYOUTS = {2: "an image (Y, X)", 3: "a stack of images (N, Y, X)"}
+_VOLUME_LAYOUTS = {3: "a volume (Z, Y, X)", 4: "a stack of volumes (N, Z, Y, X)"}
+#: The layouts of one image that the course's functions take: a plane or a volume.
+AXES = ("YX", "ZYX")
+_VOLUME_HINT = (" For a volume (Z, Y, X), say so: pass axes=\"ZYX\" (its shape alone cannot "
+                "tell a volume from a stack of images or an image of several channels).")
 
 
-def check_image(image, *, ndim=(2,), name: str = "image", min_size: int = 1) -> np.ndarray:
+def spatial_ndim(axes: str | None) -> int:
+    """The number of spatial axes of one image laid out as ``axes``: 2 for ``"YX"`` (and
+    for ``None``, the default of every function), 3 for ``"ZYX"``.
+
+    A volume ``(Z, Y, X)`` and an image of three channels ``(C, Y, X)`` have the same
+    number of axes, so the functions that take volumes ask for ``axes="ZYX"`` rather than
+    guess from the shape.
+
+    Examples
+    --------
+    >>> spatial_ndim("ZYX"), spatial_ndim(None)
+    (3, 2)
+    >>> spatial_ndim("XYZ")
+    Traceback (most recent call last):
+    ...
+    ValueError: axes must be 'YX' (an image) or 'ZYX' (a volume), got 'XYZ'; reorder a
+    volume to (Z, Y, X) first, e.g. np.moveaxis(volume, -1, 0) for (Y, X, Z).
+    """
+    if axes is None:
+        return 2
+    if axes not in AXES:
+        raise ValueError(f"axes must be 'YX' (an image) or 'ZYX' (a volume), got {axes!r}; "
+                         "reorder a volume to (Z, Y, X) first, e.g. np.moveaxis(volume, -1, 0) "
+                         "for (Y, X, Z).")
+    return len(axes)
+
+
+def check_image(image, *, ndim=(2,), name: str = "image", min_size: int = 1,
+                axes: str | None = None) -> np.ndarray:
     """Return ``image`` as a float32 array after checking what a network can take.
 
     Raises a ``ValueError`` that says what was given and what to do, for a wrong number of
     dimensions, a non-numeric dtype, NaN or infinite values, or a too small image.
 
+    Parameters
+    ----------
+    image : array_like
+        The image, or a stack of them.
+    ndim : tuple of int
+        The numbers of axes allowed for a plane: ``(2,)`` one image ``(Y, X)``, ``(3,)`` a
+        stack ``(N, Y, X)``.
+    name : str
+        How the messages name the image.
+    min_size : int
+        Smallest side allowed (of the Y and X axes).
+    axes : {None, "YX", "ZYX"}
+        ``"ZYX"``: the images are volumes, so each allowed number of axes grows by one
+        (``(Z, Y, X)``, or ``(N, Z, Y, X)`` for ``ndim=(3,)``).
+
     Examples
     --------
     >>> check_image(np.zeros((8, 8), np.uint16)).dtype
     dtype('float32')
+    >>> check_image(np.zeros((4, 8, 8)), axes="ZYX").shape
+    (4, 8, 8)
     """
+    extra = spatial_ndim(axes) - 2
+    ndim = tuple(n + extra for n in ndim)
     array = np.asarray(image)
     if array.ndim not in ndim:
-        layouts = " or ".join(_LAYOUTS.get(n, f"{n} axes") for n in ndim)
+        names = _VOLUME_LAYOUTS if extra else _LAYOUTS
+        layouts = " or ".join(names.get(n, f"{n} axes") for n in ndim)
         hint = ""
         if array.ndim == max(ndim) + 1 and array.shape[-1] in (3, 4):
             hint = (" It looks like colour images with their channels last: keep one channel, "
                     "e.g. image[..., 0], or convert to grey with skimage.color.rgb2gray(image).")
         elif array.ndim == 3 and 2 in ndim:
             hint = (" For a colour or multi-channel image pick one channel, e.g. "
-                    "image[0] (channels first); for a stack, pass one image at a time.")
+                    "image[0] (channels first); for a stack, pass one image at a time."
+                    + _VOLUME_HINT)
         raise ValueError(f"{name} must be {layouts}, got shape {array.shape}.{hint}")
     _check_dtype(array, name)
     return _check_values(array.astype(np.float32, copy=False), name, min_size,
@@ -82,7 +137,7 @@ def _channels_last_hint(shape: tuple, in_channels: int) -> str:
 
 
 def check_network_input(image, in_channels: int | None = 1, *, name: str = "image",
-                        min_size: int = 1) -> np.ndarray:
+                        min_size: int = 1, axes: str | None = None) -> np.ndarray:
     """Return ``image`` as a float32 ``(C, Y, X)`` array for a network with
     ``in_channels`` input channels, or raise a ``ValueError`` that says what shape came
     in, what the network expects and how to convert.
@@ -101,6 +156,9 @@ def check_network_input(image, in_channels: int | None = 1, *, name: str = "imag
     * a non-numeric or complex dtype, NaN or infinite values, and sides smaller than
       ``min_size``.
 
+    With ``axes="ZYX"`` (a network for volumes), the image is ``(Z, Y, X)`` or
+    ``(C, Z, Y, X)`` and the result ``(C, Z, Y, X)``.
+
     Parameters
     ----------
     image : array_like
@@ -111,11 +169,15 @@ def check_network_input(image, in_channels: int | None = 1, *, name: str = "imag
         How the messages name the image.
     min_size : int
         Smallest side the network can take.
+    axes : {None, "YX", "ZYX"}
+        The layout of one channel: a plane (default) or a volume.
 
     Examples
     --------
     >>> check_network_input(np.zeros((8, 8), np.uint8), 1).shape
     (1, 8, 8)
+    >>> check_network_input(np.zeros((5, 8, 8)), 1, axes="ZYX").shape
+    (1, 5, 8, 8)
     >>> check_network_input(np.zeros((2, 8, 8)), 2).dtype
     dtype('float32')
     >>> check_network_input(np.zeros((32, 32, 3)), 1)
@@ -128,6 +190,8 @@ def check_network_input(image, in_channels: int | None = 1, *, name: str = "imag
     """
     array = np.asarray(image)
     _check_dtype(array, name)
+    if spatial_ndim(axes) == 3:
+        return _check_volume_input(array, in_channels, name, min_size)
     if in_channels is not None:
         in_channels = int(in_channels)
         expects = (f"the network takes {in_channels} channel{'s' if in_channels > 1 else ''}"
@@ -171,18 +235,48 @@ def check_network_input(image, in_channels: int | None = 1, *, name: str = "imag
                          "use a larger image")
 
 
-def check_labels(labels, *, name: str = "labels") -> np.ndarray:
-    """Return ``labels`` after checking it is an instance mask: 2D, integer, 0 = background.
+def _check_volume_input(array: np.ndarray, in_channels: int | None, name: str,
+                        min_size: int) -> np.ndarray:
+    """:func:`check_network_input` for a network that takes volumes."""
+    takes = (f"the network takes volumes of {in_channels} channel(s), (C, Z, Y, X)"
+             if in_channels is not None else "the network takes (C, Z, Y, X)")
+    if array.ndim == 3 and in_channels in (None, 1):
+        array = array[None]
+    if array.ndim != 4:
+        hint = (" Drop the batch axis: volume[0]." if array.ndim == 5 and array.shape[0] == 1
+                else " A plane (Y, X) needs a network for planes (or stack it: volume[None])."
+                if array.ndim == 2 else "")
+        raise ValueError(f"{name} has shape {array.shape}, but {takes}"
+                         + (", or (Z, Y, X)" if in_channels in (None, 1) else "") + f".{hint}")
+    if in_channels is not None and array.shape[0] != in_channels:
+        raise ValueError(f"{name} has shape {array.shape}, {array.shape[0]} channel(s), but "
+                         f"{takes}. Keep the channels the network was trained on, e.g. "
+                         f"volume[:{in_channels}], with the channel axis first "
+                         "(np.moveaxis(volume, -1, 0) moves a last one).")
+    return _check_values(array.astype(np.float32, copy=False), name, min_size,
+                         "use a larger volume")
+
+
+def check_labels(labels, *, name: str = "labels", axes: str | None = None) -> np.ndarray:
+    """Return ``labels`` after checking it is an instance mask: integer, 0 = background,
+    2D ``(Y, X)``, or 3D ``(Z, Y, X)`` with ``axes="ZYX"``.
 
     Examples
     --------
     >>> check_labels(np.array([[0, 1], [2, 2]])).shape
     (2, 2)
+    >>> check_labels(np.zeros((3, 4, 4), int), axes="ZYX").shape
+    (3, 4, 4)
     """
     array = np.asarray(labels)
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{name} must be a 2D integer instance mask (0 = background, 1.. "
-                         f"objects), got shape {array.shape} and dtype {array.dtype}.")
+    ndim = spatial_ndim(axes)
+    if array.ndim != ndim or not np.issubdtype(array.dtype, np.integer):
+        hint = ""
+        if array.ndim == 3 and ndim == 2 and np.issubdtype(array.dtype, np.integer):
+            hint = (" For a stack of 2D masks, pass one mask at a time (or a list of them "
+                    "where a function takes several)." + _VOLUME_HINT)
+        raise ValueError(f"{name} must be a {ndim}D integer instance mask (0 = background, 1.. "
+                         f"objects), got shape {array.shape} and dtype {array.dtype}.{hint}")
     if array.size and array.min() < 0:
         raise ValueError(f"{name} has negative labels; use 0 for background, 1.. for objects.")
     return array
@@ -221,26 +315,29 @@ def normalize_minmax(image) -> np.ndarray:
     return ((image - lo) / max(hi - lo, 1e-12)).astype(np.float32)
 
 
-def random_patches(arrays, patch_size: int, n_patches: int, *, seed: int = 0,
-                   weights=None):
+def random_patches(arrays, patch_size, n_patches: int, *, seed: int = 0,
+                   weights=None, axes: str | None = None):
     """Cut the same random windows out of one or more aligned image stacks.
 
     Parameters
     ----------
     arrays : sequence of ndarray
-        Aligned images of equal shape ``(N, Y, X)`` or ``(Y, X)`` (e.g. noisy, clean, mask).
-    patch_size : int
-        Side of the square patches.
+        Aligned images of equal shape ``(N, Y, X)`` or ``(Y, X)`` (e.g. noisy, clean, mask);
+        with ``axes="ZYX"``, volumes ``(N, Z, Y, X)`` or ``(Z, Y, X)``.
+    patch_size : int or tuple of int
+        Side of the square (cubic) patches, or one side per spatial axis.
     n_patches : int
         Patches to draw.
     seed : int
         Random seed.
     weights : ndarray, optional
         Probability of drawing from each image ``(N,)``.
+    axes : {None, "YX", "ZYX"}
+        The layout of one image.
 
     Returns
     -------
-    tuple of ndarray, each ``(n_patches, patch_size, patch_size)``
+    tuple of ndarray, each ``(n_patches, *patch_size)``
 
     Examples
     --------
@@ -248,22 +345,31 @@ def random_patches(arrays, patch_size: int, n_patches: int, *, seed: int = 0,
     >>> p, q = random_patches([a, a * 2], 4, n_patches=3, seed=0)
     >>> p.shape, bool(np.all(q == 2 * p))
     ((3, 4, 4), True)
+    >>> random_patches([np.zeros((6, 10, 10))], (2, 4, 4), n_patches=3, axes="ZYX")[0].shape
+    (3, 2, 4, 4)
     """
+    ndim = spatial_ndim(axes)
     arrays = [np.asarray(a) for a in arrays]
-    stacks = [a[None] if a.ndim == 2 else a for a in arrays]
+    stacks = [a[None] if a.ndim == ndim else a for a in arrays]
     shape = stacks[0].shape
     if any(s.shape != shape for s in stacks):
         raise ValueError(f"arrays must have equal shapes, got {[s.shape for s in stacks]}.")
-    n, h, w = shape
-    if patch_size > min(h, w):
-        raise ValueError(f"patch_size {patch_size} is larger than the images ({h}x{w}); "
-                         "choose a smaller patch or larger images.")
+    if len(shape) != ndim + 1:
+        raise ValueError(f"arrays must be images {'(Z, Y, X)' if ndim == 3 else '(Y, X)'} or "
+                         f"stacks of them, got shape {shape}."
+                         + (_VOLUME_HINT if len(shape) == 4 and ndim == 2 else ""))
+    n, sides = shape[0], shape[1:]
+    size = tuple(int(v) for v in np.broadcast_to(patch_size, ndim))
+    if any(p > side for p, side in zip(size, sides)):
+        raise ValueError(f"patch_size {patch_size} is larger than the images "
+                         f"({'x'.join(map(str, sides))}); choose a smaller patch or larger "
+                         "images.")
     rng = np.random.default_rng(seed)
     idx = rng.choice(n, size=n_patches, p=weights)
-    ys = rng.integers(0, h - patch_size + 1, size=n_patches)
-    xs = rng.integers(0, w - patch_size + 1, size=n_patches)
+    corners = [rng.integers(0, side - p + 1, size=n_patches) for side, p in zip(sides, size)]
     return tuple(
-        np.stack([s[i, y:y + patch_size, x:x + patch_size] for i, y, x in zip(idx, ys, xs)])
+        np.stack([s[(i, *(slice(c, c + p) for c, p in zip(corner, size)))]
+                  for i, *corner in zip(idx, *corners)])
         for s in stacks)
 
 

@@ -248,3 +248,47 @@ def test_match_dataset_pools_mean_true_iou():
     # 0.5: IoU sum 0.75 + 1 + 1 over 6 true objects; 0.8: the 0.75 match is lost.
     assert rows[0]["mean_true_iou"] == pytest.approx(2.75 / 6)
     assert rows[1]["mean_true_iou"] == pytest.approx(2.0 / 6)
+
+
+# --- volumes: IoU of voxels --------------------------------------------------------------
+
+def test_matching_volumes_counts_voxels_not_planes():
+    from dlbio_teach.metrics import match_instances, merges_and_splits
+    true = np.zeros((4, 6, 6), int)
+    true[:, 1:4, 1:4] = 1                       # a 4-plane cube of 36 voxels
+    pred = np.zeros_like(true)
+    pred[:2, 1:4, 1:4] = 1                      # only its upper 2 planes: IoU 18 / 36
+    m = match_instances(true, pred, axes="ZYX")
+    assert (m["tp"], m["pairs"][0][2]) == (1, 0.5)
+    assert match_instances(true, pred, axes="ZYX", threshold=0.51)["tp"] == 0
+    # each plane scored on its own would call every overlapping plane perfect
+    per_plane = [match_instances(t, p) for t, p in zip(true, pred)]
+    assert [m["f1"] for m in per_plane] == [1.0, 1.0, 0.0, 0.0]
+    merged = np.where(true > 0, 1, 0)
+    two = true.copy()
+    two[2:][two[2:] > 0] = 2                    # split in z into two true objects
+    assert merges_and_splits(two, merged, axes="ZYX") == {"merges": 1, "splits": 0}
+
+
+def test_matching_a_volume_without_axes_says_how():
+    from dlbio_teach.metrics import match_instances
+    volume = np.zeros((3, 5, 5), int)
+    with pytest.raises(ValueError, match=r'pass axes="ZYX"'):
+        match_instances(volume, volume)
+
+
+def test_stardist_3d_nuclei_volume_matches_itself():
+    tifffile = pytest.importorskip("tifffile")
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    from dlbio_teach.metrics import f1_at, match_instances
+    spec = find_spec("stardist")
+    if spec is None:
+        pytest.skip("stardist is not installed")
+    mask = tifffile.imread(Path(spec.origin).parent / "data" / "images" / "mask3d.tif")
+    assert mask.shape == (31, 61, 57)
+    m = match_instances(mask, mask, axes="ZYX")
+    assert (m["n_true"], m["f1"]) == (51, 1.0)
+    eroded = np.where(np.roll(mask, 1, axis=0) == mask, mask, 0)   # thinner in z
+    assert f1_at([mask], [eroded], axes="ZYX", threshold=0.9) < 1.0

@@ -173,3 +173,24 @@ def test_freeze_encoder_trains_only_the_decoder():
     assert net.train().bottom.training
     with pytest.raises(TypeError, match="needs a UNet"):
         freeze_encoder(TinyCNN())
+
+
+def test_unet_3d_takes_volumes_of_any_size():
+    net = UNet(1, 2, depth=2, base_channels=4, ndim=3)
+    assert net(torch.zeros(1, 1, 7, 21, 18)).shape == (1, 2, 7, 21, 18)
+    assert net.config["ndim"] == 3 and net.multiples == (4, 4, 4)
+    flat = UNet(1, 1, depth=2, base_channels=4, ndim=3, pool_z=False)
+    assert flat.multiples == (1, 4, 4)
+    assert flat(torch.zeros(1, 1, 3, 16, 16)).shape == (1, 1, 3, 16, 16)
+    assert isinstance(net.head, nn.Conv3d)
+    with pytest.raises(ValueError, match=r"UNet\(ndim=3\) expects a batch of volumes"):
+        net(torch.zeros(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="ndim must be 2"):
+        UNet(1, 1, ndim=4)
+
+
+def test_unet_2d_configuration_and_weights_do_not_know_of_volumes():
+    torch.manual_seed(0)
+    net = UNet(1, 1, depth=2, base_channels=4)
+    assert "ndim" not in net.config and net.multiples == (4, 4)
+    assert all(not isinstance(m, nn.Conv3d) for m in net.modules())

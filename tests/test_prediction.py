@@ -214,3 +214,19 @@ def test_network_in_channels():
     assert network_in_channels(torch.nn.Sequential(torch.nn.Identity())) is None
     # Without a known channel count, any (C, Y, X) is passed on.
     assert predict(torch.nn.Identity(), image((2, 8, 8))).shape == (2, 8, 8)
+
+
+def test_predict_volume_tiled_equals_whole():
+    from dlbio_teach.prediction import network_ndim, predict
+    torch.manual_seed(0)
+    net = UNet(1, 2, depth=1, base_channels=4, ndim=3).eval()
+    assert network_ndim(net) == 3
+    volume = np.random.default_rng(0).random((10, 30, 34)).astype(np.float32)
+    whole = predict(net, volume)
+    tiled = predict(net, volume, tile_size=(4, 12, 12), margin=(8, 12, 12))
+    assert whole.shape == (2, 10, 30, 34)
+    assert np.abs(whole - tiled).max() < 1e-5
+    short = predict(net, volume, tile_size=(4, 12, 12), margin=(0, 0, 0))
+    assert np.abs(whole - short).max() > 1e-3      # without context, tiles show seams
+    with pytest.raises(ValueError, match="volumes"):
+        predict(net, np.zeros((3, 2, 8, 8)))

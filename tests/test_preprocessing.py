@@ -8,6 +8,7 @@ import pytest
 
 from dlbio_teach.preprocessing import (
     check_image,
+    check_labels,
     check_network_input,
     grid_tiles,
     normalize_minmax,
@@ -348,3 +349,43 @@ def test_grid_tiles_drops_the_remainder():
 def test_grid_tiles_single_tile():
     image = np.random.default_rng(0).random((7, 9))
     assert np.array_equal(grid_tiles(image, 1, 1)[0], image)
+
+
+# --- volumes (Z, Y, X): the caller says so with axes="ZYX" ---------------------------------
+
+def test_a_volume_needs_axes_and_the_message_says_how():
+    with pytest.raises(ValueError, match=r'axes="ZYX"'):
+        check_labels(np.zeros((4, 8, 8), int))
+    with pytest.raises(ValueError, match=r'axes="ZYX"'):
+        check_image(np.zeros((4, 8, 8)))
+    assert check_labels(np.zeros((4, 8, 8), int), axes="ZYX").shape == (4, 8, 8)
+    assert check_image(np.zeros((2, 4, 8, 8)), ndim=(3,), axes="ZYX").shape == (2, 4, 8, 8)
+    with pytest.raises(ValueError, match=r"a volume \(Z, Y, X\), got shape \(8, 8\)"):
+        check_image(np.zeros((8, 8)), axes="ZYX")
+    with pytest.raises(ValueError, match="axes must be 'YX'"):
+        check_labels(np.zeros((4, 8, 8), int), axes="XYZ")
+
+
+def test_network_input_of_volumes():
+
+    assert check_network_input(np.zeros((3, 8, 8)), 1, axes="ZYX").shape == (1, 3, 8, 8)
+    assert check_network_input(np.zeros((2, 3, 8, 8)), 2, axes="ZYX").shape == (2, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"2 channel\(s\), but the network takes volumes of 1"):
+        check_network_input(np.zeros((2, 3, 8, 8)), 1, axes="ZYX")
+    with pytest.raises(ValueError, match=r"Drop the batch axis"):
+        check_network_input(np.zeros((1, 1, 3, 8, 8)), 1, axes="ZYX")
+    with pytest.raises(ValueError, match="NaN"):
+        check_network_input(np.full((3, 8, 8), np.nan), 1, axes="ZYX")
+
+
+def test_random_patches_of_volumes_keep_arrays_aligned():
+    from dlbio_teach.preprocessing import random_patches
+    volume = np.arange(2 * 6 * 10 * 12, dtype=np.float32).reshape(2, 6, 10, 12)
+    p, q = random_patches([volume, -volume], (3, 4, 5), n_patches=6, seed=0, axes="ZYX")
+    assert p.shape == (6, 3, 4, 5) and np.array_equal(q, -p)
+    steps = np.diff(p, axis=1), np.diff(p, axis=2), np.diff(p, axis=3)
+    assert [float(np.unique(s)[0]) for s in steps] == [120.0, 12.0, 1.0]   # real sub-volumes
+    with pytest.raises(ValueError, match="larger than the images"):
+        random_patches([volume], (7, 4, 4), n_patches=1, axes="ZYX")
+    with pytest.raises(ValueError, match='axes="ZYX"'):
+        random_patches([volume], 4, n_patches=1)
