@@ -21,6 +21,11 @@ distances ``(N, 1 + n_rays, Y, X)``: distances scale with the zoom, rays turn wi
 image). Every random number comes from the ``generator`` given, so the same seed gives the
 same batch. Validation batches, which ``fit`` computes under ``torch.no_grad()``, pass
 unchanged.
+
+Batches of volumes, images ``(N, 1, Z, Y, X)`` with targets of a Z axis more, take the
+same calls: intensities change alike; the blur acts within each plane (Y and X); the zoom
+scales all three axes alike (in voxels, so the anisotropy stays); flips and rotations turn
+the YX plane only. StarDist 3D targets cannot be flipped (see :func:`flip_rotate`).
 """
 from __future__ import annotations
 
@@ -52,8 +57,9 @@ def _uniform(n: int, low: float, high: float, generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(n, generator=generator)
 
 
-def _per_sample(values: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, 1, 1, 1)
+def _per_sample(values: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """``values`` ``(N,)`` shaped to broadcast over ``images`` ``(N, C, ...)``."""
+    return values.view(-1, *(1,) * (images.ndim - 1))
 
 
 def scale_offset(images, generator, *, scale: float, offset: float,
@@ -73,7 +79,7 @@ def scale_offset(images, generator, *, scale: float, offset: float,
     chosen = _chosen(n, p, generator)
     factor = torch.where(chosen, _uniform(n, 1 - scale, 1 + scale, generator), torch.ones(n))
     shift = torch.where(chosen, _uniform(n, -offset, offset, generator), torch.zeros(n))
-    return images * _per_sample(factor) + _per_sample(shift)
+    return images * _per_sample(factor, images) + _per_sample(shift, images)
 
 
 def gamma(images, generator, *, strength: float, p: float = 1.0) -> torch.Tensor:
@@ -91,9 +97,10 @@ def gamma(images, generator, *, strength: float, p: float = 1.0) -> torch.Tensor
     chosen = _chosen(n, p, generator)
     g = torch.where(chosen, torch.exp(_uniform(n, -strength, strength, generator)),
                     torch.ones(n))
-    low = images.amin(dim=(1, 2, 3), keepdim=True)
-    span = (images.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-6)
-    return low + span * ((images - low) / span).clamp(0, 1) ** _per_sample(g)
+    axes = tuple(range(1, images.ndim))
+    low = images.amin(dim=axes, keepdim=True)
+    span = (images.amax(dim=axes, keepdim=True) - low).clamp_min(1e-6)
+    return low + span * ((images - low) / span).clamp(0, 1) ** _per_sample(g, images)
 
 
 def gaussian_noise(images, generator, *, sigma: float, p: float = 1.0) -> torch.Tensor:
@@ -109,23 +116,25 @@ def gaussian_noise(images, generator, *, sigma: float, p: float = 1.0) -> torch.
     n = len(images)
     std = torch.where(_chosen(n, p, generator), _uniform(n, 0, sigma, generator),
                       torch.zeros(n))
-    return images + _per_sample(std) * torch.randn(images.shape, generator=generator)
+    return images + _per_sample(std, images) * torch.randn(images.shape, generator=generator)
 
 
 def _blur_one(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur one image ``(1, Y, X)``, or each plane of a volume ``(1, Z, Y, X)``."""
     radius = max(1, math.ceil(3 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=image.dtype)
     kernel = torch.exp(-x ** 2 / (2 * sigma ** 2))
     kernel = kernel / kernel.sum()
-    out = F.pad(image[None], (radius, radius, radius, radius), mode="reflect")
+    planes = image.reshape(-1, 1, *image.shape[-2:])
+    out = F.pad(planes, (radius, radius, radius, radius), mode="reflect")
     out = F.conv2d(out, kernel.view(1, 1, 1, -1))
-    return F.conv2d(out, kernel.view(1, 1, -1, 1))[0]
+    return F.conv2d(out, kernel.view(1, 1, -1, 1)).reshape(image.shape)
 
 
 def gaussian_blur(images, generator, *, sigma: float, p: float = 1.0) -> torch.Tensor:
     """Blur each image with a Gaussian of width drawn in ``[0, sigma]`` pixels (a softer
     focus or a coarser optics); reflected at the borders. Images must be larger than
-    ``3 * sigma`` pixels.
+    ``3 * sigma`` pixels. Volumes are blurred in each plane (Y and X), not along Z.
 
     Examples
     --------
@@ -155,7 +164,9 @@ def zoom(batch, generator=None, *, strength: float = 0.0, formulation: str, p: f
     distance targets linearly (they are normalised per object, so a zoom leaves their
     values alone); StarDist targets: the probability linearly, the ray distances nearest
     and multiplied by the factor. Outside the original image (zooming out) everything is
-    0: background. ``factors`` ``(N,)`` sets the factors instead of drawing them.
+    0: background. ``factors`` ``(N,)`` sets the factors instead of drawing them. Volumes
+    are zoomed alike along Z, Y and X (a StarDist 3D ray keeps its direction in voxels, so
+    its distance scales by the factor too).
 
     Examples
     --------
@@ -173,8 +184,10 @@ def zoom(batch, generator=None, *, strength: float = 0.0, formulation: str, p: f
                               torch.exp(_uniform(n, -log_max, log_max, generator)),
                               torch.ones(n))
     factors = torch.as_tensor(factors, dtype=torch.float32)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1 / factors
+    ndim = images.ndim - 2
+    theta = torch.zeros(n, ndim, ndim + 1)
+    for axis in range(ndim):
+        theta[:, axis, axis] = 1 / factors
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     images = _resample(images, grid, "bilinear")
     kind = _check_kind(formulation)
@@ -184,7 +197,7 @@ def zoom(batch, generator=None, *, strength: float = 0.0, formulation: str, p: f
         targets = _resample(targets, grid, "bilinear")
     else:
         prob = _resample(targets[:, :1], grid, "bilinear")
-        dist = _resample(targets[:, 1:], grid, "nearest") * _per_sample(factors)
+        dist = _resample(targets[:, 1:], grid, "nearest") * _per_sample(factors, targets)
         targets = torch.cat([prob, dist], dim=1)
     return [images, targets, *batch[2:]]
 
@@ -211,7 +224,10 @@ def flip_rotate(batch, generator, *, formulation: str) -> list:
     The same draws as ``fit(augment=True)``, so with three-class or distance targets the
     result is the same; with StarDist targets the rays are also renumbered to point where
     they did (which needs ``n_rays`` a multiple of 4), something ``fit(augment=True)`` does
-    not know to do.
+    not know to do. Volumes turn in the YX plane. StarDist 3D targets
+    ``(N, 1 + n_rays, Z, Y, X)`` are refused: their golden-spiral rays have no mirror or
+    quarter-turn symmetry, so no renumbering makes the flipped rays those of the flipped
+    nuclei (recomputing them from flipped labels would).
 
     Examples
     --------
@@ -222,6 +238,16 @@ def flip_rotate(batch, generator, *, formulation: str) -> list:
     True
     """
     kind = _check_kind(formulation)
+    # StarDist 3D's ray k (of n) has z = -1 + 2k / (n - 1) and azimuth k g (g the golden
+    # angle). A flip of Z sends z to the ray n - 1 - k, whose azimuth (n - 1 - k) g is the
+    # mirror of k g about the azimuth (n - 1) g / 2: a tilted axis, off the voxel grid, and
+    # with anisotropic rays not even that. No flip or quarter turn of the grid maps the
+    # rays onto rays, so flipped targets would need the rays recomputed from flipped
+    # labels. StarDist 3D trains without flips instead (its zoom and intensity changes stay).
+    if kind == "stardist" and batch[1].ndim == 5:
+        raise ValueError("StarDist 3D targets cannot be flipped or turned: the golden-spiral "
+                         "rays do not map onto one another. Train StarDist 3D without flips "
+                         "(augment=False, its default).")
     k = int(torch.randint(0, 4, (1,), generator=generator))
     flip = bool(torch.randint(0, 2, (1,), generator=generator))
     if kind == "stardist" and (batch[1].shape[1] - 1) % 4:

@@ -7,7 +7,10 @@ them with ``python -m dlbio_teach.data cards``).
 
 A file's sha256 is either *verified* (computed from the file itself, which the course's
 tests download and check, ``tests/test_data.py``) or *as published by its source*:
-copied from where the file is published, never computed here. The cards say which.
+copied from where the file is published, never computed here. A file that an installed
+Python package ships as well (``shipped_in``, e.g. StarDist's 3D volume) has the sha256 of
+the package's copy, which the tests check, and :func:`fetch` copies it from the package
+instead of downloading it. The cards say which.
 
 Environment variables
 ---------------------
@@ -38,13 +41,15 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["DataFile", "Dataset", "REGISTRY", "DatasetUnavailableError", "ChecksumError",
-           "data_dir", "source_url", "fetch", "load", "dataset_card", "file_sha256"]
+           "data_dir", "source_url", "fetch", "load", "dataset_card", "file_sha256",
+           "shipped_path"]
 
 _BAI = ("https://github.com/haesleinhuepf/BioImageAnalysisNotebooks/raw/"
         "3766d2f6056aa0058241b80a66c234977e833762/data/")
 _STARDIST = ("https://github.com/stardist/stardist/raw/"
              "650d3a19bf7380ec0476d672397ff0388687a9d3/stardist/data/images/")
 _PORTFOLIO = "careamics-portfolio, the dataset registry of CAREamics"
+_STARDIST_PACKAGE = "the stardist 0.9.2 package"
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,11 @@ class DataFile:
         source publishes, never checked here.
     hash_from : str
         For an unverified hash: where it was published.
+    shipped_in : str
+        ``"package:path"`` when an installed Python package ships the same file (e.g.
+        ``"stardist:data/images/img3d.tif"``, the path inside the package's folder):
+        :func:`fetch` copies it from there when it has the registered sha256, and
+        downloads it from ``url`` otherwise.
     """
 
     url: str
@@ -75,6 +85,7 @@ class DataFile:
     unzip: bool = False
     verified: bool = False
     hash_from: str = ""
+    shipped_in: str = ""
 
     @property
     def fname(self) -> str:
@@ -121,6 +132,32 @@ REGISTRY: dict[str, Dataset] = {d.name: d for d in [
                  "detection with star-convex polygons. MICCAI.",
         source="https://github.com/stardist/stardist",
         chapters=("basics", "segmentation", "validation", "reporting"),
+    ),
+    Dataset(
+        name="stardist_nuclei_3d",
+        files={
+            "image": DataFile(_STARDIST + "img3d.tif",
+                              "f5626d500c7a738cd321698f43df36e2ac149d98456579c5cbcf8af48c7253e8",
+                              138925, hash_from=_STARDIST_PACKAGE,
+                              shipped_in="stardist:data/images/img3d.tif"),
+            "labels": DataFile(_STARDIST + "mask3d.tif",
+                               "a2ff51b712941a90cf3a5628b11f04f5d7fa3f29c808c065d3be6ff938b215a1",
+                               15419, hash_from=_STARDIST_PACKAGE,
+                               shipped_in="stardist:data/images/mask3d.tif"),
+        },
+        description="A 31x61x57 (Z, Y, X) uint16 volume of nuclei with an instance label "
+                    "mask of 51 nuclei (label values run to 162, with gaps), as shipped with "
+                    "StarDist (`stardist.data.test_image_nuclei_3d`, whose documentation "
+                    "calls them synthetic nuclei). The nuclei span half as many planes as "
+                    "pixels (median 7 planes, 15 pixels): anisotropic sampling, whose voxel "
+                    "size the files do not record.",
+        licence="BSD-3-Clause (the StarDist repository)",
+        citation="Weigert, Schmidt, Haase, Sugawara, Myers (2020) Star-convex polyhedra for "
+                 "3D object detection and segmentation in microscopy. WACV. "
+                 "doi:10.1109/WACV45572.2020.9093435",
+        source="https://github.com/stardist/stardist",
+        mirrored=False,
+        chapters=(),
     ),
     Dataset(
         name="blobs",
@@ -304,17 +341,84 @@ def file_sha256(path) -> str:
 
 
 def _unavailable(dataset: Dataset, item: DataFile, reason: str) -> DatasetUnavailableError:
+    package = (f"; or install the Python package {item.shipped_in.split(':')[0]!r}, which "
+               "ships this file" if item.shipped_in else "")
     return DatasetUnavailableError(
         f"Dataset {dataset.name!r} is not available: {reason}\n"
         f"  file: {item.url}\n"
         f"  fetched from: {source_url(item.url)}\n"
         "What to do: connect to the internet and run again; or point DLBIO_DATA_MIRROR at a "
         "mirror that has it (a workshop server); or copy the file into DLBIO_DATA_DIR "
-        f"(now {data_dir()}); and unset DLBIO_OFFLINE if it is set.")
+        f"(now {data_dir()}){package}; and unset DLBIO_OFFLINE if it is set.")
+
+
+def shipped_path(item: DataFile) -> Path | None:
+    """Return where an installed package keeps the file ``item.shipped_in`` names, or
+    ``None`` (no ``shipped_in``, package not installed, or file not in it).
+
+    The package is found without being imported.
+
+    Examples
+    --------
+    >>> item = REGISTRY["stardist_nuclei_3d"].files["image"]
+    >>> shipped_path(item).name                   # doctest: +SKIP
+    'img3d.tif'
+    >>> shipped_path(DataFile("https://example.org/a.tif", "0" * 64)) is None
+    True
+    """
+    import importlib.util
+
+    if not item.shipped_in:
+        return None
+    package, _, inside = item.shipped_in.partition(":")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / inside
+        if path.is_file():
+            return path
+    return None
+
+
+def _copy_shipped(dataset: Dataset, key: str, item: DataFile, target: Path) -> Path | None:
+    """Copy the file that an installed package ships to ``target`` when its sha256 is the
+    registered one; ``None`` when no package ships it, or (online) when its copy differs
+    and the file is to be downloaded instead. The copy goes through a temporary file in the
+    target's folder and is checked before it is renamed into place: ``target`` is either
+    absent or complete."""
+    import shutil
+    import tempfile
+
+    source = shipped_path(item)
+    if source is None:
+        return None
+    if file_sha256(source) != item.sha256:
+        if not _offline():
+            return None
+        raise ChecksumError(
+            f"The file {key!r} of dataset {dataset.name!r} that an installed package ships "
+            f"({source}) does not have the registered sha256 {item.sha256}, so it was not "
+            "used: another version of the package may ship another file, or the copy is "
+            f"damaged. What to do: unset DLBIO_OFFLINE to download it from {item.url}; or "
+            f"reinstall the package ({item.shipped_in.split(':')[0]}).")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        if file_sha256(Path(tmp)) != item.sha256:      # changed while it was copied
+            return None
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
 
 
 def _fetch_file(dataset: Dataset, key: str, item: DataFile, folder: Path,
-                progressbar: bool, fname: str | None = None) -> Path:
+                progressbar: bool, fname: str | None = None, *,
+                from_package: bool = False) -> Path:
     import pooch
     import requests
 
@@ -324,6 +428,10 @@ def _fetch_file(dataset: Dataset, key: str, item: DataFile, folder: Path,
             return target
         # Never serve a corrupt cache entry: move it aside and fetch it anew.
         target.unlink()
+    if from_package and item.shipped_in:
+        copied = _copy_shipped(dataset, key, item, target)
+        if copied is not None:
+            return copied
     if _offline():
         raise _unavailable(dataset, item, "DLBIO_OFFLINE=1 and it is not in the cache.")
     try:
@@ -349,6 +457,9 @@ def _fetch_file(dataset: Dataset, key: str, item: DataFile, folder: Path,
 def fetch(name: str, *, registry: dict | None = None, progressbar: bool = True) -> dict:
     """Download a dataset (if it is not cached yet), check its hashes and return its paths.
 
+    A file that an installed Python package ships (``shipped_in``) is copied from the
+    package instead, when the package's copy has the registered sha256.
+
     Parameters
     ----------
     name : str
@@ -372,7 +483,8 @@ def fetch(name: str, *, registry: dict | None = None, progressbar: bool = True) 
     DatasetUnavailableError
         Offline, blocked or failed download, with what to do.
     ChecksumError
-        The file downloaded is not the registered one; it is not kept.
+        The file downloaded is not the registered one; it is not kept. Offline, also when
+        the copy that a package ships is not the registered one.
 
     Examples
     --------
@@ -388,7 +500,7 @@ def fetch(name: str, *, registry: dict | None = None, progressbar: bool = True) 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for key, item in dataset.files.items():
-        path = _fetch_file(dataset, key, item, folder, progressbar)
+        path = _fetch_file(dataset, key, item, folder, progressbar, from_package=True)
         if item.unzip:
             path = _extract(path, folder / (Path(item.fname).stem + ".unzipped"),
                             item.sha256)
@@ -537,7 +649,20 @@ _PREFETCHED = {True: "yes, by `python -m dlbio_teach.data prefetch` (and served 
 def _hash_note(f: DataFile) -> str:
     if f.verified:
         return "verified: the course's tests download this file and check its checksum"
+    if f.shipped_in:
+        return (f"of the copy shipped in {f.hash_from or 'a Python package'}, which the "
+                "course's tests check; the download from the URL is not checked by the "
+                "course's tests")
     return f"as published by {f.hash_from or 'its source'}; not checked by the course's tests"
+
+
+def _prefetched(d: Dataset) -> str:
+    packages = {f.shipped_in.split(":")[0] for f in d.files.values()}
+    if len(packages) == 1 and "" not in packages:
+        return (f"comes with the Python package `{packages.pop()}` (a dependency of the "
+                "course): `load` copies it from there, and downloads it from the URL below "
+                "only when the package's copy differs")
+    return _PREFETCHED[d.mirrored]
 
 
 def dataset_card(name: str) -> str:
@@ -559,7 +684,7 @@ def dataset_card(name: str) -> str:
              f"- **Licence:** {d.licence}", f"- **Cite:** {d.citation}",
              f"- **Source:** <{d.source}>",
              f"- **Used in:** {used}",
-             f"- **Prefetched:** {_PREFETCHED[d.mirrored]}",
+             f"- **Prefetched:** {_prefetched(d)}",
              "- **Files:**"]
     for key, f in d.files.items():
         size = f"{f.size:,} bytes" if f.size else "size not recorded"

@@ -21,17 +21,19 @@ __all__ = ["rescale_affine", "psnr", "ssim", "restoration_scores", "mean_restora
            "metric_panel"]
 
 
-def _pair(target, prediction):
-    target = check_image(target, name="target")
-    prediction = check_image(prediction, name="prediction")
+def _pair(target, prediction, axes=None):
+    target = check_image(target, name="target", axes=axes)
+    prediction = check_image(prediction, name="prediction", axes=axes)
     if target.shape != prediction.shape:
         raise ValueError(f"target {target.shape} and prediction {prediction.shape} must "
                          "have the same shape.")
     return target, prediction
 
 
-def rescale_affine(prediction, target) -> np.ndarray:
+def rescale_affine(prediction, target, *, axes: str | None = None) -> np.ndarray:
     """Return ``a * prediction + b`` with ``a, b`` minimising the squared error to ``target``.
+
+    Images are ``(Y, X)``; volumes ``(Z, Y, X)`` need ``axes="ZYX"``.
 
     Examples
     --------
@@ -39,7 +41,7 @@ def rescale_affine(prediction, target) -> np.ndarray:
     >>> bool(np.allclose(rescale_affine(3 * t + 2, t), t))
     True
     """
-    target, prediction = _pair(target, prediction)
+    target, prediction = _pair(target, prediction, axes)
     p = prediction.ravel().astype(np.float64)
     t = target.ravel().astype(np.float64)
     var = p.var()
@@ -48,31 +50,41 @@ def rescale_affine(prediction, target) -> np.ndarray:
     return (a * prediction + b).astype(np.float32)
 
 
-def psnr(target, prediction, *, data_range: float, rescale: bool = False) -> float:
+def psnr(target, prediction, *, data_range: float, rescale: bool = False,
+         axes: str | None = None) -> float:
     """Peak signal-to-noise ratio in dB: ``10 log10(data_range**2 / MSE)``.
 
     Parameters
     ----------
-    target, prediction : ndarray ``(Y, X)``
+    target, prediction : ndarray ``(Y, X)``, or ``(Z, Y, X)`` with ``axes="ZYX"``
     data_range : float
         The span of possible values of the target (1.0 for images in [0, 1]); required.
     rescale : bool
         Affinely rescale the prediction to the target first (:func:`rescale_affine`).
+    axes : {None, "YX", "ZYX"}
+        ``"ZYX"`` for volumes: the mean squared error is then over all voxels.
 
     Examples
     --------
     >>> t = np.zeros((8, 8)); p = t + 0.1
     >>> round(psnr(t, p, data_range=1.0), 1)
     20.0
+    >>> round(psnr(np.zeros((4, 8, 8)), np.full((4, 8, 8), 0.1), data_range=1.0,
+    ...            axes="ZYX"), 1)
+    20.0
     """
-    target, prediction = _pair(target, prediction)
+    target, prediction = _pair(target, prediction, axes)
     if rescale:
-        prediction = rescale_affine(prediction, target)
+        prediction = rescale_affine(prediction, target, axes=axes)
     return float(skm.peak_signal_noise_ratio(target, prediction, data_range=data_range))
 
 
-def ssim(target, prediction, *, data_range: float, rescale: bool = False) -> float:
+def ssim(target, prediction, *, data_range: float, rescale: bool = False,
+         axes: str | None = None) -> float:
     """Structural similarity (Wang et al. 2004; scikit-image defaults, 7x7 window).
+
+    Volumes ``(Z, Y, X)`` need ``axes="ZYX"``; the window is then 7x7x7 voxels, so each
+    side must be at least 7.
 
     Examples
     --------
@@ -80,15 +92,17 @@ def ssim(target, prediction, *, data_range: float, rescale: bool = False) -> flo
     >>> ssim(t, t, data_range=1.0)
     1.0
     """
-    target, prediction = _pair(target, prediction)
+    target, prediction = _pair(target, prediction, axes)
     if rescale:
-        prediction = rescale_affine(prediction, target)
+        prediction = rescale_affine(prediction, target, axes=axes)
     return float(skm.structural_similarity(target, prediction, data_range=data_range))
 
 
 def restoration_scores(target, prediction, *, data_range: float = 1.0,
-                       rescale: bool = True) -> dict:
+                       rescale: bool = True, axes: str | None = None) -> dict:
     """PSNR and SSIM of one prediction, after the same (optional) affine rescaling.
+
+    Volumes ``(Z, Y, X)`` need ``axes="ZYX"``.
 
     Examples
     --------
@@ -97,11 +111,11 @@ def restoration_scores(target, prediction, *, data_range: float = 1.0,
     >>> sorted(scores), scores["psnr"] > 40
     (['psnr', 'ssim'], True)
     """
-    target, prediction = _pair(target, prediction)
+    target, prediction = _pair(target, prediction, axes)
     if rescale:
-        prediction = rescale_affine(prediction, target)
-    return {"psnr": psnr(target, prediction, data_range=data_range),
-            "ssim": ssim(target, prediction, data_range=data_range)}
+        prediction = rescale_affine(prediction, target, axes=axes)
+    return {"psnr": psnr(target, prediction, data_range=data_range, axes=axes),
+            "ssim": ssim(target, prediction, data_range=data_range, axes=axes)}
 
 
 def mean_restoration_scores(targets, predictions, **kwargs) -> dict:

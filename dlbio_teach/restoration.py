@@ -9,6 +9,11 @@ The three methods train the same U-Net and differ only in what they learn from:
   hidden (replaced by a neighbour) and the network must predict them from their
   surroundings; since the noise of a pixel cannot be guessed from its neighbours, only the
   signal can be learned. The masking is written out in :func:`n2v_mask`.
+
+Volumes ``(Z, Y, X)`` go through the same functions when the caller says so
+(``axes="ZYX"``): the configuration builds a 3D U-Net, the blind spots are voxels whose
+replacement is drawn from a box around them in Z, Y and X, and the classical baselines
+filter in 3D.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from skimage.restoration import denoise_nl_means
 from torch.nn import functional as F
 
 from .models import UNet
-from .preprocessing import check_image, random_patches
+from .preprocessing import check_image, random_patches, spatial_ndim
 from .runtime import Profile
 from .training import fit
 
@@ -33,7 +38,7 @@ __all__ = ["METHODS", "RestorationConfig", "anscombe", "inverse_anscombe", "gaus
 METHODS = ("care", "n2n", "n2v")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RestorationConfig:
     """Everything that defines one restoration training; stored in the run record.
 
@@ -41,89 +46,198 @@ class RestorationConfig:
     larger because our patches are few), ``n2v_radius`` the neighbourhood a replacement
     value is drawn from. ``n_val_patches`` (default: a quarter of ``n_patches``) are cut
     from the validation images once and scored after every epoch.
+
+    For volumes, ``axes="ZYX"``: the stacks are then ``(N, Z, Y, X)``, the U-Net is 3D,
+    ``patch_size`` and ``n2v_radius`` may give one value per axis (``(16, 48, 48)``,
+    ``(1, 2, 2)``), and ``pool_z=False`` keeps the U-Net from halving Z (for stacks of
+    few, widely spaced planes). The two fields of volumes are left out of a plane's
+    ``repr`` and :meth:`to_dict`.
+
+    Examples
+    --------
+    >>> RestorationConfig("n2v", patch_size=(8, 32, 32), n2v_radius=(1, 2, 2),
+    ...                   axes="ZYX").patch_size
+    (8, 32, 32)
+    >>> RestorationConfig("n2v", patch_size=(6, 32, 32), axes="ZYX")
+    Traceback (most recent call last):
+    ...
+    ValueError: patch_size (6, 32, 32): its Z side 6 must be a multiple of 2**depth = 4
+    (or pool_z=False, which halves Y and X only).
     """
 
     method: str
     epochs: int = 20
     n_patches: int = 768
-    patch_size: int = 64
+    patch_size: int | tuple = 64
     batch_size: int = 16
     depth: int = 2
     base_channels: int = 16
     lr: float = 1e-3
     patience: int | None = None
     n2v_fraction: float = 0.02
-    n2v_radius: int = 2
+    n2v_radius: int | tuple = 2
     n_val_patches: int | None = None
     profile: str | None = None
+    axes: str | None = None
+    pool_z: bool = True
 
     def __post_init__(self):
-        """Check the method, and that the patch size is a multiple of ``2 ** depth``."""
+        """Check the method, the layout, and that each patch side is a multiple of what
+        the U-Net halves (``2 ** depth``)."""
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}.")
-        if self.patch_size % 2 ** self.depth:
-            raise ValueError(f"patch_size {self.patch_size} must be a multiple of "
-                             f"2**depth = {2 ** self.depth}.")
+        ndim = spatial_ndim(self.axes)
+        if ndim == 2 and not self.pool_z:
+            raise ValueError("pool_z=False is for volumes: it needs axes='ZYX'.")
+        for name in ("patch_size", "n2v_radius"):   # a run record's JSON gives lists
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        sizes = _per_axis(self.patch_size, ndim, "patch_size")
+        _per_axis(self.n2v_radius, ndim, "n2v_radius")
+        if isinstance(self.patch_size, int):
+            if self.patch_size % 2 ** self.depth:
+                raise ValueError(f"patch_size {self.patch_size} must be a multiple of "
+                                 f"2**depth = {2 ** self.depth}.")
+            return
+        for axis, side in zip("ZYX"[-ndim:], sizes):
+            multiple = 1 if axis == "Z" and not self.pool_z else 2 ** self.depth
+            if side % multiple:
+                hint = (" (or pool_z=False, which halves Y and X only)" if axis == "Z"
+                        else "")
+                raise ValueError(f"patch_size {self.patch_size}: its {axis} side {side} must "
+                                 f"be a multiple of 2**depth = {multiple}{hint}.")
+
+    @property
+    def ndim(self) -> int:
+        """Spatial axes of the images: 2, or 3 for volumes."""
+        return spatial_ndim(self.axes)
 
     @classmethod
-    def from_profile(cls, method: str, profile: Profile, **changes) -> RestorationConfig:
+    def from_profile(cls, method: str, profile: Profile, *, axes: str | None = None,
+                     **changes) -> RestorationConfig:
         """The sizes of a run profile, with optional changes.
+
+        With ``axes="ZYX"``, sizes for volumes: patches of ``(s // 3, s, s)`` voxels for the
+        profile's side ``s`` (Z rounded down to a multiple of ``2 ** depth``), a quarter
+        of the patches, a quarter of the batch (at least 2) and half the epochs (at least
+        3). A patch of 16 x 48 x 48 voxels holds 16 times the pixels of a 48 x 48 patch
+        and its convolutions have three times the weights, so the same numbers would take
+        about fifty times as long.
 
         Examples
         --------
         >>> from dlbio_teach.runtime import get_profile
         >>> RestorationConfig.from_profile("n2v", get_profile("smoke")).patch_size
         32
+        >>> RestorationConfig.from_profile("n2v", get_profile("standard"),
+        ...                                axes="ZYX").patch_size
+        (16, 48, 48)
         """
         values = dict(method=method, epochs=profile.epochs, n_patches=profile.n_patches,
                       patch_size=profile.patch_size, batch_size=profile.batch_size,
                       base_channels=profile.base_channels, profile=profile.name)
+        if spatial_ndim(axes) == 3:
+            side = profile.patch_size
+            multiple = 2 ** changes.get("depth", cls.depth)
+            values.update(axes=axes, patch_size=(max(multiple, side // 3 // multiple * multiple),
+                                                 side, side),
+                          n_patches=max(1, profile.n_patches // 4),
+                          batch_size=max(2, profile.batch_size // 4),
+                          epochs=max(3, profile.epochs // 2))
         values.update(changes)
         return cls(**values)
 
     def to_dict(self) -> dict:
         """The configuration as plain data."""
-        return asdict(self)
+        values = asdict(self)
+        if self.axes is None:
+            del values["axes"], values["pool_z"]
+        return values
+
+    def __repr__(self) -> str:
+        """The fields of :meth:`to_dict`, as the constructor takes them."""
+        fields = ", ".join(f"{key}={value!r}" for key, value in self.to_dict().items())
+        return f"{type(self).__name__}({fields})"
 
 
-def n2v_mask_batch(x: torch.Tensor, *, fraction: float, radius: int,
+def _per_axis(value, ndim: int, name: str) -> tuple:
+    """``value`` (one int, or one per spatial axis) as a tuple of ``ndim`` ints."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * ndim
+    if len(values) != ndim or not all(isinstance(v, (int, np.integer)) for v in values):
+        raise ValueError(f"{name} must be an int or {ndim} ints (one per axis, "
+                         f"{', '.join('ZYX'[-ndim:])}), got {value!r}.")
+    return tuple(int(v) for v in values)
+
+
+def n2v_mask_batch(x: torch.Tensor, *, fraction: float, radius: int | tuple,
                    generator: torch.Generator | None = None):
-    """Blind-spot masking of a batch ``(N, C, Y, X)``: returns ``(masked, mask)``.
+    """Blind-spot masking of a batch ``(N, C, Y, X)`` or ``(N, C, Z, Y, X)``: returns
+    ``(masked, mask)``, the mask ``(N, 1, ...)``.
 
-    The patch is divided into boxes of about ``1 / fraction`` pixels; one pixel per box is
-    chosen at random (stratified sampling, so the hidden pixels cover the patch evenly) and
-    replaced by the value of a random other pixel within ``radius``.
+    Each image (each plane of a volume) is divided into squares of about ``1 / fraction``
+    pixels, of side ``round(fraction ** -0.5)``; one pixel per square is chosen at random
+    (stratified sampling, so the hidden pixels cover the patch evenly) and replaced by the
+    value of a random other pixel within ``radius`` along each axis. ``radius`` is one
+    int, or one per spatial axis.
+
+    In a volume, every plane thus holds the same share of hidden voxels, however few or
+    far apart the planes, and the replacement comes from the box of ``2 * radius + 1``
+    voxels along Z, Y and X around the hidden voxel, the voxel itself excluded.
+    Noise2Void's own package and CAREamics spread the hidden voxels over cubes instead,
+    and draw the replacement from the same width along every axis (a radius of 5 by
+    default). For stacks whose planes lie far apart compared with the pixel size, a
+    smaller radius along Z, such as ``(1, 2, 2)``, keeps the replacement about as close in
+    space along Z as along Y and X.
     """
-    if radius < 1:
+    if x.ndim not in (4, 5):
+        raise ValueError(f"x must be a batch (N, C, Y, X) or (N, C, Z, Y, X), got shape "
+                         f"{tuple(x.shape)}.")
+    n, sides = x.shape[0], tuple(x.shape[2:])
+    ndim = len(sides)
+    radii = _per_axis(radius, ndim, "radius")
+    if min(radii) < 1:
         raise ValueError(f"radius must be at least 1 (a neighbour to copy from), got {radius}.")
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
-    n, c, h, w = x.shape
+    # Where a hidden pixel clamped onto itself at the border moves: the first axis that
+    # has a neighbour (Y for an image, Z for a volume).
+    movable = [i for i, side in enumerate(sides) if side > 1]
+    if not movable:
+        raise ValueError(f"a patch of {sides} pixels has no neighbour to copy from.")
     box = max(1, int(round(fraction ** -0.5)))
-    gy, gx = torch.meshgrid(torch.arange(0, h, box), torch.arange(0, w, box), indexing="ij")
-    gy, gx = gy.reshape(-1), gx.reshape(-1)
-    k = gy.numel()
-    ys = (gy + torch.randint(0, box, (n, k), generator=generator)).clamp(max=h - 1)
-    xs = (gx + torch.randint(0, box, (n, k), generator=generator)).clamp(max=w - 1)
-    # A random offset in the (2r+1)^2 neighbourhood, never (0, 0): the pixel itself.
-    span = 2 * radius + 1
-    choice = torch.randint(0, span * span - 1, (n, k), generator=generator)
-    choice = choice + (choice >= (span * span) // 2).long()
-    dy, dx = choice // span - radius, choice % span - radius
-    sy = (ys + dy).clamp(0, h - 1)
-    sx = (xs + dx).clamp(0, w - 1)
-    same = (sy == ys) & (sx == xs)            # clamped onto itself at the border
-    sy = torch.where(same, torch.where(ys > 0, ys - 1, ys + 1), sy)
+    boxes = (1,) * (ndim - 2) + (box, box)
+    grid = torch.meshgrid(*(torch.arange(0, s, b) for s, b in zip(sides, boxes)), indexing="ij")
+    grid = [g.reshape(-1) for g in grid]
+    k = grid[0].numel()
+    where = [(g + torch.randint(0, b, (n, k), generator=generator)).clamp(max=s - 1)
+             for g, b, s in zip(grid, boxes, sides)]
+    # A random offset in the box of (2r+1) pixels along each axis, never 0 along all of
+    # them (the pixel itself): an index into the box that skips its centre.
+    spans = [2 * r + 1 for r in radii]
+    size = int(np.prod(spans))
+    choice = torch.randint(0, size - 1, (n, k), generator=generator)
+    choice = choice + (choice >= size // 2).long()
+    offsets = []
+    for span, r in zip(reversed(spans), reversed(radii)):
+        offsets.insert(0, choice % span - r)
+        choice = choice // span
+    source = [(w + d).clamp(0, s - 1) for w, d, s in zip(where, offsets, sides)]
+    same = torch.stack([s == w for s, w in zip(source, where)]).all(0)  # clamped onto itself
+    axis = movable[0]
+    source[axis] = torch.where(same, torch.where(where[axis] > 0, where[axis] - 1,
+                                                 where[axis] + 1), source[axis])
     batch = torch.arange(n)[:, None].expand(n, k)
     masked = x.clone()
-    mask = torch.zeros((n, 1, h, w), dtype=x.dtype)
-    masked[batch, :, ys, xs] = x[batch, :, sy, sx]
-    mask[batch, 0, ys, xs] = 1.0
+    mask = torch.zeros((n, 1, *sides), dtype=x.dtype)
+    masked[(batch, slice(None), *where)] = x[(batch, slice(None), *source)]
+    mask[(batch, 0, *where)] = 1.0
     return masked, mask
 
 
-def n2v_mask(patch, *, fraction: float = 0.02, radius: int = 2, seed: int = 0):
-    """Blind-spot masking of one image ``(Y, X)``: returns ``(masked, mask)`` as arrays.
+def n2v_mask(patch, *, fraction: float = 0.02, radius: int | tuple = 2, seed: int = 0,
+             axes: str | None = None):
+    """Blind-spot masking of one image ``(Y, X)``, or of a volume ``(Z, Y, X)`` with
+    ``axes="ZYX"``: returns ``(masked, mask)`` as arrays (see :func:`n2v_mask_batch`).
 
     Examples
     --------
@@ -131,8 +245,12 @@ def n2v_mask(patch, *, fraction: float = 0.02, radius: int = 2, seed: int = 0):
     >>> masked, mask = n2v_mask(patch, fraction=0.1, seed=0)
     >>> bool(np.all(masked[mask == 0] == patch[mask == 0])), int(mask.sum()) > 0
     (True, True)
+    >>> volume = np.arange(512.0).reshape(8, 8, 8)
+    >>> masked, mask = n2v_mask(volume, fraction=0.25, radius=(1, 2, 2), axes="ZYX")
+    >>> mask.shape, float(mask.mean())
+    ((8, 8, 8), 0.25)
     """
-    patch = check_image(patch)
+    patch = check_image(patch, axes=axes)
     x = torch.from_numpy(patch)[None, None]
     masked, mask = n2v_mask_batch(x, fraction=fraction, radius=radius,
                                   generator=torch.Generator().manual_seed(seed))
@@ -146,27 +264,40 @@ def n2v_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor)
 
 def training_patches(config: RestorationConfig, noisy, clean=None, noisy2=None, *,
                      seed: int = 0):
-    """Cut the patches one method learns from, out of aligned image stacks ``(N, Y, X)``.
+    """Cut the patches one method learns from, out of aligned image stacks ``(N, Y, X)``
+    (volumes ``(N, Z, Y, X)`` when ``config.axes == "ZYX"``).
 
     Returns the tuple that :func:`dlbio_teach.training.fit` takes: ``(input, target)``
-    for CARE and Noise2Noise, ``(noisy,)`` for Noise2Void (masked at each step).
+    for CARE and Noise2Noise, ``(noisy,)`` for Noise2Void (masked at each step). Patches
+    of images are ``(n_patches, Y, X)``; patches of volumes carry their channel axis,
+    ``(n_patches, 1, Z, Y, X)``, since ``fit`` adds one only to stacks of images.
+
+    Examples
+    --------
+    >>> config = RestorationConfig("n2v", n_patches=3, patch_size=(4, 8, 8), axes="ZYX")
+    >>> training_patches(config, np.zeros((2, 6, 16, 16)))[0].shape
+    (3, 1, 4, 8, 8)
     """
     noisy = np.asarray(noisy, np.float32)
+    cut = dict(seed=seed, axes=config.axes)
     if config.method == "care":
         if clean is None:
             raise ValueError("CARE needs clean targets: pass clean=... (same shape as noisy).")
-        return random_patches([noisy, clean], config.patch_size, config.n_patches, seed=seed)
-    if config.method == "n2n":
+        patches = random_patches([noisy, clean], config.patch_size, config.n_patches, **cut)
+    elif config.method == "n2n":
         if noisy2 is None:
             raise ValueError("Noise2Noise needs a second, independent noisy image of each "
                              "field: pass noisy2=... (same shape as noisy).")
         # Both directions: each noisy image serves once as input and once as target; half
         # as many windows, so that every method takes the same number of steps.
         a, b = random_patches([noisy, noisy2], config.patch_size,
-                              max(1, config.n_patches // 2), seed=seed)
-        return np.concatenate([a, b]), np.concatenate([b, a])
-    (patches,) = random_patches([noisy], config.patch_size, config.n_patches, seed=seed)
-    return (patches,)
+                              max(1, config.n_patches // 2), **cut)
+        patches = np.concatenate([a, b]), np.concatenate([b, a])
+    else:
+        patches = random_patches([noisy], config.patch_size, config.n_patches, **cut)
+    if config.ndim == 3:
+        patches = tuple(p[:, None] for p in patches)
+    return tuple(patches)
 
 
 def train_restoration(config: RestorationConfig, train: dict, val: dict, *, device=None,
@@ -181,7 +312,8 @@ def train_restoration(config: RestorationConfig, train: dict, val: dict, *, devi
         ``{"noisy": (N, Y, X), "clean": ..., "noisy2": ...}``: the stacks the method
         needs (CARE: noisy + clean; Noise2Noise: noisy + noisy2; Noise2Void: noisy).
         Validation is scored with the method's own loss, so Noise2Void and Noise2Noise
-        never see a clean image.
+        never see a clean image. With ``config.axes == "ZYX"``, stacks of volumes
+        ``(N, Z, Y, X)``, and the U-Net is 3D (``UNet(ndim=3)``).
     device, seed, progress
         Passed to :func:`dlbio_teach.training.fit`; ``seed`` also seeds the initial
         weights and the training patches.
@@ -220,17 +352,28 @@ def train_restoration(config: RestorationConfig, train: dict, val: dict, *, devi
     ...                                    progress=False, checkpoint_dir=folder)
     >>> history.epochs_run, len(history.val_loss)
     (2, 2)
+
+    Volumes, with a 3D U-Net:
+
+    >>> from scipy import ndimage
+    >>> blobs = ndimage.gaussian_filter(np.random.default_rng(0).random((2, 8, 32, 32)), 2)
+    >>> cfg3d = RestorationConfig("n2v", epochs=1, n_patches=4, patch_size=(8, 16, 16),
+    ...                           batch_size=2, base_channels=4, axes="ZYX")
+    >>> model, history = train_restoration(cfg3d, {"noisy": blobs}, {"noisy": blobs},
+    ...                                    progress=False)
+    >>> model.ndim, history.epochs_run
+    (3, 1)
     """
     for part, stacks in (("train", train), ("val", val)):
         for key, value in stacks.items():
-            check_image(value, ndim=(3,), name=f"{part}[{key!r}]",
-                        min_size=config.patch_size)
+            _check_stack(value, config, name=f"{part}[{key!r}]")
     torch.manual_seed(seed)   # same initial weights for every method of one seed
     # CARE and Noise2Noise predict a correction of the input. Noise2Void must not: its
     # training never shows a pixel's own value (the blind spot), so a residual path would
     # pass that pixel's noise straight through at prediction time.
+    volume = dict(ndim=3, pool_z=config.pool_z) if config.ndim == 3 else {}
     model = UNet(1, 1, depth=config.depth, base_channels=config.base_channels,
-                 residual_output=config.method != "n2v")
+                 residual_output=config.method != "n2v", **volume)
     train_data = training_patches(config, train["noisy"], train.get("clean"),
                                   train.get("noisy2"), seed=seed)
     n_val = config.n_val_patches or max(1, config.n_patches // 4)
@@ -253,6 +396,25 @@ def train_restoration(config: RestorationConfig, train: dict, val: dict, *, devi
                   checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None,
                   seed=seed, progress=progress, run_dir=run_dir, record=record)
     return model, history
+
+
+def _check_stack(value, config: RestorationConfig, *, name: str) -> np.ndarray:
+    """A training or validation stack checked against the configuration's layout and
+    patch size, with a hint when a volume comes without ``axes="ZYX"``."""
+    sizes = _per_axis(config.patch_size, config.ndim, "patch_size")
+    shape = np.shape(value)
+    try:
+        stack = check_image(value, ndim=(3,), name=name, axes=config.axes,
+                            min_size=min(sizes[-2:]))
+    except ValueError as err:
+        if config.ndim == 2 and len(shape) == 4 and shape[-1] not in (3, 4):
+            raise ValueError(f"{err} For a stack of volumes (N, Z, Y, X), say so in the "
+                             "configuration: RestorationConfig(..., axes='ZYX').") from None
+        raise
+    if config.ndim == 3 and stack.shape[1] < sizes[0]:
+        raise ValueError(f"{name} has {stack.shape[1]} planes, fewer than the {sizes[0]} of "
+                         f"a patch {config.patch_size}; use a smaller patch along Z.")
+    return stack
 
 
 # --- Classical baselines, made fair for Poisson-Gaussian noise ----------------------------
@@ -301,8 +463,14 @@ def inverse_anscombe(transformed, *, photons: float, read_noise: float) -> np.nd
     return (counts / photons).astype(np.float32)
 
 
-def gaussian_poisson(image, *, sigma: float, photons: float, read_noise: float) -> np.ndarray:
+def gaussian_poisson(image, *, sigma: float | tuple, photons: float, read_noise: float,
+                     axes: str | None = None) -> np.ndarray:
     """Gaussian filter of width ``sigma`` applied after :func:`anscombe`, then inverted.
+
+    ``image`` is ``(Y, X)``, or a volume ``(Z, Y, X)`` with ``axes="ZYX"``, filtered in 3D.
+    ``sigma`` is one width in pixels, or one per axis: for a stack whose planes lie
+    three pixels apart, ``(sigma / 3, sigma, sigma)`` blurs as far in space along Z as
+    along Y and X.
 
     Examples
     --------
@@ -312,19 +480,40 @@ def gaussian_poisson(image, *, sigma: float, photons: float, read_noise: float) 
     >>> out = gaussian_poisson(noisy, sigma=2.0, photons=10, read_noise=1.0)
     >>> bool(out.std() < noisy.std() / 3)
     True
+    >>> volume = add_poisson_gaussian_noise(np.full((8, 32, 32), 0.5, np.float32),
+    ...                                     photons=10, read_noise=1.0, seed=0)
+    >>> out = gaussian_poisson(volume, sigma=(1.0, 2.0, 2.0), photons=10, read_noise=1.0,
+    ...                        axes="ZYX")
+    >>> out.shape, bool(out.std() < volume.std() / 3)
+    ((8, 32, 32), True)
     """
-    image = check_image(image)
+    image = check_image(image, axes=axes)
+    sigma = _per_axis_width(sigma, image.ndim)
     stabilised = anscombe(image, photons=photons, read_noise=read_noise)
     return inverse_anscombe(ndi.gaussian_filter(stabilised, sigma), photons=photons,
                             read_noise=read_noise)
 
 
-def nl_means_poisson(image, *, strength: float, photons: float,
-                     read_noise: float) -> np.ndarray:
+def _per_axis_width(sigma, ndim: int):
+    """``sigma`` as one number, or checked to hold one per axis."""
+    if np.ndim(sigma) == 0:
+        return float(sigma)
+    if len(sigma) != ndim:
+        raise ValueError(f"sigma must be one width or {ndim} (one per axis, "
+                         f"{', '.join('ZYX'[-ndim:])}), got {sigma!r}.")
+    return tuple(float(v) for v in sigma)
+
+
+def nl_means_poisson(image, *, strength: float, photons: float, read_noise: float,
+                     axes: str | None = None, patch_distance: int | None = None) -> np.ndarray:
     """Non-local means applied after :func:`anscombe` (unit noise), then inverted.
 
     ``strength`` sets the filter's ``h`` in units of the (unit) noise standard deviation of
-    the stabilised image; choose it on validation images.
+    the stabilised image; choose it on validation images. Each pixel is compared through
+    the patch of 5 pixels (5 x 5, or 5 x 5 x 5 voxels in a volume) around it with those
+    of its neighbours up to ``patch_distance`` pixels away along each axis: 6 by default
+    for an image (13 x 13 = 169 candidates), 3 for a volume (7 x 7 x 7 = 343 candidates;
+    a distance of 6 would compare 2197 and take about eight times as long).
 
     Examples
     --------
@@ -334,9 +523,16 @@ def nl_means_poisson(image, *, strength: float, photons: float,
     >>> out = nl_means_poisson(noisy, strength=1.0, photons=10, read_noise=1.0)
     >>> bool(out.std() < noisy.std())
     True
+    >>> volume = add_poisson_gaussian_noise(np.full((8, 16, 16), 0.5, np.float32),
+    ...                                     photons=10, read_noise=1.0, seed=0)
+    >>> out = nl_means_poisson(volume, strength=1.0, photons=10, read_noise=1.0, axes="ZYX")
+    >>> out.shape, bool(out.std() < volume.std())
+    ((8, 16, 16), True)
     """
-    image = check_image(image)
+    image = check_image(image, axes=axes)
+    if patch_distance is None:
+        patch_distance = 6 if image.ndim == 2 else 3
     stabilised = anscombe(image, photons=photons, read_noise=read_noise)
     denoised = denoise_nl_means(stabilised, h=strength, sigma=1.0, patch_size=5,
-                                patch_distance=6, fast_mode=True)
+                                patch_distance=patch_distance, fast_mode=True)
     return inverse_anscombe(denoised, photons=photons, read_noise=read_noise)

@@ -102,7 +102,11 @@ def as_tensors(*arrays) -> tuple:
 
 
 def _augment(batch, generator):
-    """Same random flip and 90-degree rotation for every tensor of a batch."""
+    """Same random flip and 90-degree rotation for every tensor of a batch.
+
+    Both act on the last two axes (Y, X) only: a batch of volumes ``(N, C, Z, Y, X)`` keeps
+    its planes in order, since Z is often sampled more coarsely than Y and X.
+    """
     k = int(torch.randint(0, 4, (1,), generator=generator))
     flip = bool(torch.randint(0, 2, (1,), generator=generator))
     out = []
@@ -116,12 +120,22 @@ def _augment(batch, generator):
     return out
 
 
+_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
 def _to_device(tensor, device):
-    # Images go channels-last: convolutions run faster in that layout (oneDNN on CPUs,
-    # tensor cores on GPUs); the values are the same.
-    if tensor.ndim == 4 and tensor.is_floating_point():
-        return tensor.to(device, memory_format=torch.channels_last, non_blocking=True)
+    # Images (and volumes) go channels-last: convolutions run faster in that layout (oneDNN
+    # on CPUs, tensor cores on GPUs); the values are the same.
+    if tensor.ndim in _CHANNELS_LAST and tensor.is_floating_point():
+        return tensor.to(device, memory_format=_CHANNELS_LAST[tensor.ndim],
+                         non_blocking=True)
     return tensor.to(device, non_blocking=True)
+
+
+def _memory_format(model) -> torch.memory_format:
+    """Channels-last for the weights: that of volumes when every convolution is 3D."""
+    ranks = {p.dim() for p in model.parameters()} & set(_CHANNELS_LAST)
+    return _CHANNELS_LAST[5] if ranks == {5} else _CHANNELS_LAST[4]
 
 
 def train_step(model, batch, loss_fn, *, optimizer=None, scaler=None) -> torch.Tensor:
@@ -284,7 +298,7 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
     device = torch.device(device or "cpu")
-    model.to(device, memory_format=torch.channels_last)
+    model.to(device, memory_format=_memory_format(model))
     train = as_tensors(*train_data)
     val = as_tensors(*val_data) if val_data is not None else None
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

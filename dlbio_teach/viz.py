@@ -1,5 +1,5 @@
 """Figures the chapters share: image grids with one contrast, before/after, loss curves,
-matched objects coloured by outcome."""
+matched objects coloured by outcome, orthogonal views of a volume."""
 from __future__ import annotations
 
 import re
@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 __all__ = ["show_images", "plot_history", "error_map", "matching_overlay", "OUTCOME_COLOURS",
-           "show_markdown", "bold_headings"]
+           "show_markdown", "bold_headings", "orthogonal_views", "OUTLINE_COLOUR"]
 
 #: Colours of true positives, false positives and false negatives (Okabe-Ito colours,
 #: readable with the common colour-vision deficiencies).
@@ -203,3 +203,142 @@ def show_markdown(markdown: str):
     """Display Markdown (a model card, a checklist) in a notebook, headings in bold."""
     from IPython.display import Markdown, display
     display(Markdown(bold_headings(markdown)))
+
+
+#: Colour of the label outlines and crosshairs of :func:`orthogonal_views`.
+OUTLINE_COLOUR = "#56B4E9"
+
+
+def orthogonal_views(volume, *, voxel_size=(1.0, 1.0, 1.0), position=None, labels=None,
+                     mode: str = "section", axes=None, title: str | None = None,
+                     percentiles=(1.0, 99.8), cmap: str = "magma", size: float = 6.0):
+    """Show a volume ``(Z, Y, X)`` as three orthogonal panels: XY, XZ and YZ.
+
+    The XY panel is the plane ``z`` seen from above; the XZ panel below it is the plane
+    ``y`` (z running down), the YZ panel beside it the plane ``x`` (z running right).
+    Each panel is drawn with the aspect of the voxels, so that with a z step larger than
+    the pixel size (``voxel_size``) a round nucleus looks round, not squashed: the
+    axes count voxels, the lengths on screen are micrometres. The three panels share one
+    display range.
+
+    Parameters
+    ----------
+    volume : ndarray ``(Z, Y, X)``
+    voxel_size : (float, float, float)
+        Size of a voxel ``(Z, Y, X)``, e.g. in micrometres; only the ratios matter.
+    position : (int, int, int), optional
+        The voxel ``(z, y, x)`` that the three sections go through, marked by crosshair
+        lines. Default: the centre of the volume.
+    labels : ndarray ``(Z, Y, X)`` of int, optional
+        Instance labels whose outlines are drawn over each panel.
+    mode : {"section", "max"}
+        ``"section"``: the planes through ``position``. ``"max"``: maximum projections
+        along z, y and x (every object at once, but a bright object hides a dim one
+        behind it; ``labels`` are then outlined as one projected foreground, and
+        ``position`` is not used).
+    axes : sequence of three matplotlib Axes, optional
+        Where to draw the XY, XZ and YZ panels; default: a new figure laid out with
+        the right proportions.
+    title : str, optional
+        Title of the figure.
+    percentiles : (float, float)
+        Percentiles of the three panels mapped to the ends of the colour map.
+    cmap : str
+        Colour map.
+    size : float
+        Height and width of a new figure's larger side, in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its axes are the XY, XZ and YZ panels, in that order.
+
+    Examples
+    --------
+    >>> volume = np.zeros((10, 40, 40)); volume[5, 15:25, 15:25] = 1
+    >>> fig = orthogonal_views(volume, voxel_size=(2.0, 0.5, 0.5))
+    >>> [ax.get_title() for ax in fig.axes]
+    ['XY (z=5)', 'XZ (y=20)', 'YZ (x=20)']
+    >>> fig.axes[1].get_aspect()          # a z step is 4 pixels tall
+    4.0
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from skimage.segmentation import find_boundaries
+
+    volume = np.asarray(volume)
+    if volume.ndim != 3 or min(volume.shape) < 1:
+        raise ValueError(f"volume must be (Z, Y, X), got shape {volume.shape}. For a 2D "
+                         "image use show_images; for several channels show one, "
+                         "volume[c].")
+    try:
+        vz, vy, vx = (float(v) for v in voxel_size)
+    except (TypeError, ValueError):
+        vz = vy = vx = float("nan")
+    if not all(np.isfinite(v) and v > 0 for v in (vz, vy, vx)):
+        raise ValueError(f"voxel_size must be three positive numbers (Z, Y, X), e.g. "
+                         f"(2.0, 0.5, 0.5), got {voxel_size!r}.")
+    if mode not in ("section", "max"):
+        raise ValueError(f"mode must be 'section' or 'max', got {mode!r}.")
+    nz, ny, nx = volume.shape
+    if position is None:
+        position = (nz // 2, ny // 2, nx // 2)
+    position = tuple(position)
+    if (len(position) != 3 or not all(isinstance(p, (int, np.integer)) for p in position)
+            or not all(0 <= p < n for p, n in zip(position, volume.shape))):
+        raise ValueError(f"position must be a voxel (z, y, x) inside the volume of shape "
+                         f"{volume.shape}, got {position!r}.")
+    z, y, x = (int(p) for p in position)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != volume.shape:
+            raise ValueError(f"labels must have the volume's shape {volume.shape}, got "
+                             f"{labels.shape}.")
+
+    def panels(array):   # XY (Y, X), XZ (Z, X), YZ (Y, Z)
+        if mode == "max":
+            return array.max(axis=0), array.max(axis=1), array.max(axis=2).T
+        return array[z], array[:, y, :], array[:, :, x].T
+
+    if axes is None:
+        width, height = nx * vx + nz * vz, ny * vy + nz * vz
+        scale = size / max(width, height)
+        fig = plt.figure(figsize=(width * scale + 0.6, height * scale + 0.9))
+        grid = fig.add_gridspec(2, 2, width_ratios=[nx * vx, nz * vz],
+                                height_ratios=[ny * vy, nz * vz], hspace=0.35, wspace=0.3)
+        axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]),
+                fig.add_subplot(grid[0, 1])]
+    elif len(axes) != 3:
+        raise ValueError(f"axes must be three matplotlib Axes (XY, XZ, YZ), got {len(axes)}.")
+    fig = axes[0].figure
+    sections = panels(volume.astype(np.float32))
+    lo, hi = _contrast(sections, percentiles)
+    if labels is None:
+        outlines = (None,) * 3
+    else:    # a projection of labels would mix objects: outline the projected foreground
+        outlines = panels(labels if mode == "section" else labels > 0)
+    # name, the plane's coordinate, (x label, y label), aspect, crosshair (row, column)
+    specs = (("XY", f"z={z}", "xy", vy / vx, (y, x)),
+             ("XZ", f"y={y}", "xz", vz / vx, (z, x)),
+             ("YZ", f"x={x}", "zy", vy / vz, (y, z)))
+    for ax, section, outline, (name, plane, (xlabel, ylabel), aspect, (row, col)) in zip(
+            axes, sections, outlines, specs):
+        ax.imshow(section, cmap=cmap, vmin=lo, vmax=hi, aspect=aspect,
+                  interpolation="nearest")
+        if outline is not None:
+            rim = find_boundaries(outline, mode="inner") & (outline > 0)
+            ax.imshow(np.ma.masked_where(~rim, rim), cmap=ListedColormap([OUTLINE_COLOUR]),
+                      vmin=0, vmax=1, aspect=aspect, interpolation="nearest")
+        if mode == "section":
+            ax.axhline(row, color="white", lw=0.8, alpha=0.6)
+            ax.axvline(col, color="white", lw=0.8, alpha=0.6)
+            ax.set_title(f"{name} ({plane})", fontsize=9)
+        else:
+            ax.set_title(f"{name} (max over {plane[0]})", fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+

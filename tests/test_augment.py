@@ -183,3 +183,95 @@ def test_blur_keeps_the_mean():
     y = gaussian_blur(x, gen(0), sigma=2.0)
     assert torch.allclose(y.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=0.05)
     assert F.mse_loss(y, x) > 0
+
+
+# --- batches of volumes (N, 1, Z, Y, X) ----------------------------------------------------
+
+def ball_volume(shape=(8, 24, 24), radius=6):
+    zz, yy, xx = np.indices(shape)
+    centre = np.array(shape) // 2
+    inside = ((zz - centre[0]) * 2) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2
+    return (inside <= radius ** 2).astype(np.int32)
+
+
+def volume_batch(kind):
+    labels = ball_volume()
+    x = torch.from_numpy(np.stack([labels, labels[:, ::-1]]).astype(np.float32))[:, None]
+    x = x * torch.tensor([1.0, 2.0]).view(-1, 1, 1, 1, 1)
+    if kind == "three_class":
+        y = torch.from_numpy(np.stack([three_class_targets(labels, axes="ZYX")] * 2))
+    elif kind == "distance":
+        y = torch.from_numpy(np.stack([distance_targets(labels, axes="ZYX")] * 2))[:, None]
+    else:
+        y = torch.from_numpy(np.stack([star_targets(labels, 16, axes="ZYX")] * 2))
+    return [x, y]
+
+
+@pytest.mark.parametrize("name", sorted(INTENSITY))
+def test_intensity_augmentations_take_volumes(name):
+    x = volume_batch("distance")[0] + 0.1 * torch.rand(2, 1, 8, 24, 24, generator=gen(1))
+    a, b = INTENSITY[name](x, gen(0)), INTENSITY[name](x, gen(0))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_gamma_of_volumes_keeps_each_volumes_range():
+    x = volume_batch("distance")[0] + 0.1 * torch.rand(2, 1, 8, 24, 24, generator=gen(1))
+    y = gamma(x, gen(0), strength=0.5)
+    assert torch.allclose(y.amin(dim=(1, 2, 3, 4)), x.amin(dim=(1, 2, 3, 4)), atol=1e-6)
+    assert torch.allclose(y.amax(dim=(1, 2, 3, 4)), x.amax(dim=(1, 2, 3, 4)), atol=1e-5)
+
+
+def test_blur_of_volumes_stays_within_planes():
+    x = torch.zeros(1, 1, 5, 21, 21)
+    x[0, 0, 2, 10, 10] = 1
+    y = gaussian_blur(x, gen(0), sigma=2.0, p=1.0)
+    assert float(y[0, 0, 2].max()) < 1 and round(float(y[0, 0, 2].sum()), 4) == 1.0
+    assert float(y[0, 0, [0, 1, 3, 4]].abs().max()) == 0.0
+
+
+def test_zoom_of_volumes_scales_all_three_axes():
+    labels = ball_volume((8, 24, 24), radius=6)
+    image = torch.from_numpy(labels.astype(np.float32))[None, None]
+    classes = torch.from_numpy(three_class_targets(labels, axes="ZYX"))[None]
+    zx, zc = zoom([image, classes], formulation="three_class", factors=torch.tensor([0.5]))
+    assert zc.dtype == torch.long and set(torch.unique(zc).tolist()) <= {0, 1, 2}
+    def extents(t):
+        inside = np.nonzero(t[0].numpy() > 0)
+        return [int(v.max() - v.min() + 1) for v in inside]
+
+    assert extents(classes) == [7, 13, 13] and extents(zc) == [4, 7, 7]   # halved in 3D
+    target = torch.from_numpy(star_targets(labels, 16, axes="ZYX"))[None]
+    _, zt = zoom([image, target], formulation="stardist", factors=torch.tensor([1.5]))
+    assert np.allclose(zt[0, 1:, 4, 12, 12].numpy(), 1.5 * target[0, 1:, 4, 12, 12].numpy(),
+                       atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["three_class", "distance"])
+def test_flips_of_volumes_turn_the_yx_plane_only(kind):
+    batch = volume_batch(kind)
+    batch[0] = batch[0] * torch.arange(1.0, 9.0).view(1, 1, 8, 1, 1)   # planes told apart
+    for seed in range(6):
+        ours = flip_rotate(batch, gen(seed), formulation=kind)
+        fits = _augment(batch, gen(seed))
+        assert all(torch.equal(a, b) for a, b in zip(ours, fits))
+        assert torch.equal(ours[0].sum(dim=(-2, -1)), batch[0].sum(dim=(-2, -1)))
+
+
+def test_stardist_3d_targets_are_not_flipped_but_take_the_rest():
+    batch = volume_batch("stardist")
+    with pytest.raises(ValueError, match="golden-spiral"):
+        flip_rotate(batch, gen(0), formulation="stardist")
+    out = Augmentation.standard(p=1.0).transform("stardist")(batch, gen(0))
+    assert out[0].shape == batch[0].shape and out[1].shape == batch[1].shape
+    assert not torch.equal(out[1], batch[1])          # zoomed with the image
+
+
+def test_train_segmentation_augments_volumes():
+    labels = np.stack([ball_volume((8, 32, 32), radius=8)] * 2)
+    images = labels.astype(np.float32)
+    config = SegmentationConfig("distance", axes="ZYX", patch_size=(8, 16, 16), epochs=1,
+                                n_patches=4, batch_size=2, n_val_patches=2, base_channels=4)
+    runs = [train_segmentation(config, images[:1], labels[:1], images[1:], labels[1:],
+                               progress=False, augmentation=a)[1]
+            for a in (None, Augmentation.standard(p=1.0))]
+    assert np.isfinite(runs[1].train_loss).all() and runs[0].train_loss != runs[1].train_loss

@@ -580,3 +580,157 @@ def test_folder_extracted_without_marker_is_replaced(offline_home):
     (stale / "train.tif").write_bytes(_tif_bytes(np.zeros((1, 2, 2), np.uint16)))
     arrays = load("mini", registry=registry)["archive"]
     np.testing.assert_array_equal(arrays["SEM/train.tif"], MINI["train"])
+
+
+# --- files that an installed package ships (stardist_nuclei_3d) ---------------------------
+
+SHIPPED = sorted((n, k) for n, d in REGISTRY.items() for k, f in d.files.items()
+                 if f.shipped_in)
+
+
+def test_some_files_are_shipped_in_a_package():
+    assert ("stardist_nuclei_3d", "image") in SHIPPED
+    assert ("stardist_nuclei_3d", "labels") in SHIPPED
+
+
+@pytest.mark.parametrize("name, key", SHIPPED)
+def test_shipped_file_is_the_registered_one(name, key):
+    """The package's copy has the registered size and sha256 (computed from it): the
+    check behind the card's words "which the course's tests check"."""
+    f = REGISTRY[name].files[key]
+    package, _, inside = f.shipped_in.partition(":")
+    assert package and inside and not inside.startswith("/"), f.shipped_in
+    assert inside.split("/")[-1] == f.fname
+    path = data.shipped_path(f)
+    assert path is not None, f"the installed {package!r} does not ship {inside}"
+    assert path.stat().st_size == f.size
+    assert sha256_of(path) == f.sha256
+    assert not f.verified and f.hash_from.strip()
+    assert "which the course's tests check" in dataset_card(name)
+
+
+def fake_package(root: Path, name: str, files: dict) -> None:
+    """A package ``name`` under ``root`` (put on sys.path by the caller) with data files."""
+    (root / name).mkdir(parents=True)
+    (root / name / "__init__.py").write_text("")
+    for inside, payload in files.items():
+        (root / name / inside).parent.mkdir(parents=True, exist_ok=True)
+        (root / name / inside).write_bytes(payload)
+
+
+def shipped_registry(item: DataFile, shipped_in: str, name: str = "shipped") -> dict:
+    from dataclasses import replace
+    return {name: Dataset(name=name, files={"image": replace(item, shipped_in=shipped_in)},
+                          description="d", licence="l", citation="c",
+                          source="https://example.org", mirrored=False)}
+
+
+def test_load_stardist_nuclei_3d_offline_from_the_package(offline_home):
+    """No network, an empty cache: the volume comes from the installed stardist."""
+    vol = load("stardist_nuclei_3d")
+    assert sorted(vol) == ["image", "labels"]
+    assert vol["image"].shape == vol["labels"].shape == (31, 61, 57)
+    assert vol["image"].dtype == np.uint16 and vol["image"].std() > 0
+    labels = vol["labels"]
+    assert np.issubdtype(labels.dtype, np.integer)
+    count = len(np.unique(labels[labels > 0]))
+    assert count == 51 and int(labels.max()) == 162
+    quoted = re.findall(r"(\d+) nuclei", REGISTRY["stardist_nuclei_3d"].description)
+    assert quoted and all(int(q) == count for q in quoted)
+    assert "label values run to 162" in REGISTRY["stardist_nuclei_3d"].description
+    # Copied whole into the cache, nothing else beside them.
+    folder = offline_home / "stardist_nuclei_3d"
+    assert cache_files(folder) == ["img3d.tif", "mask3d.tif"]
+    for f in REGISTRY["stardist_nuclei_3d"].files.values():
+        assert sha256_of(folder / f.fname) == f.sha256
+
+
+def test_shipped_file_is_copied_once(offline_home):
+    first = fetch("stardist_nuclei_3d")
+    mtimes = {k: p.stat().st_mtime_ns for k, p in first.items()}
+    assert fetch("stardist_nuclei_3d") == first
+    assert {k: p.stat().st_mtime_ns for k, p in first.items()} == mtimes
+
+
+def test_corrupted_cache_is_copied_again_from_the_package(offline_home):
+    image = fetch("stardist_nuclei_3d")["image"]
+    good = image.read_bytes()
+    image.write_bytes(good[:1000] + bytes(100) + good[1100:])
+    assert fetch("stardist_nuclei_3d")["image"] == image
+    assert image.read_bytes() == good
+
+
+def test_corrupted_package_copy_is_refused_offline(offline_home, tmp_path, monkeypatch):
+    real = REGISTRY["stardist_nuclei_3d"].files["image"]
+    payload = bytearray(data.shipped_path(real).read_bytes())
+    payload[5000:5100] = bytes(100)                       # same size, other content
+    fake_package(tmp_path / "site", "dlbio_fake_corrupt", {"images/img3d.tif": bytes(payload)})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    registry = shipped_registry(real, "dlbio_fake_corrupt:images/img3d.tif")
+    with pytest.raises(ChecksumError) as info:
+        load("shipped", registry=registry)
+    message = str(info.value)
+    assert "'shipped'" in message and real.sha256 in message and "not used" in message
+    assert "dlbio_fake_corrupt" in message and "DLBIO_OFFLINE" in message
+    assert cache_files(offline_home / "shipped") == []     # nothing kept, nothing partial
+
+
+def test_corrupted_package_copy_online_downloads_the_file(data_home, tmp_path, monkeypatch):
+    """A package that ships another version of the file: the registered one is downloaded."""
+    blobs = REGISTRY["blobs"].files["image"]
+    fake_package(tmp_path / "site", "dlbio_fake_other", {"blobs.tif": b"another file"})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    registry = shipped_registry(blobs, "dlbio_fake_other:blobs.tif")
+    path = fetch("shipped", registry=registry, progressbar=False)["image"]
+    assert sha256_of(path) == blobs.sha256
+    assert cache_files(data_home / "shipped") == ["blobs.tif"]
+
+
+def test_without_the_package_the_file_is_downloaded(data_home):
+    blobs = REGISTRY["blobs"].files["image"]
+    registry = shipped_registry(blobs, "dlbio_no_such_package:blobs.tif")
+    assert data.shipped_path(registry["shipped"].files["image"]) is None
+    path = fetch("shipped", registry=registry, progressbar=False)["image"]
+    assert sha256_of(path) == blobs.sha256
+
+
+def test_without_the_package_offline_says_to_install_it(offline_home):
+    blobs = REGISTRY["blobs"].files["image"]
+    registry = shipped_registry(blobs, "dlbio_no_such_package:blobs.tif")
+    with pytest.raises(DatasetUnavailableError, match="not in the cache") as info:
+        fetch("shipped", registry=registry)
+    assert "install the Python package 'dlbio_no_such_package'" in str(info.value)
+
+
+def test_package_without_the_file(offline_home, tmp_path, monkeypatch):
+    fake_package(tmp_path / "site", "dlbio_fake_empty", {})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    item = DataFile("https://example.org/x.tif", "0" * 64, shipped_in="dlbio_fake_empty:x.tif")
+    assert data.shipped_path(item) is None
+    with pytest.raises(DatasetUnavailableError):
+        fetch("shipped", registry=shipped_registry(item, item.shipped_in))
+
+
+def test_interrupted_copy_leaves_nothing_behind(offline_home, monkeypatch):
+    import shutil
+
+    def copy_half(source, target, *args, **kwargs):
+        Path(target).write_bytes(Path(source).read_bytes()[:100])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(shutil, "copyfile", copy_half)
+    with pytest.raises(OSError, match="disk full"):
+        fetch("stardist_nuclei_3d")
+    assert cache_files(offline_home / "stardist_nuclei_3d") == []
+
+
+def test_shipped_dataset_card():
+    card = dataset_card("stardist_nuclei_3d")
+    assert "synthetic nuclei" in card and "(31, 61, 57)" not in card
+    assert "31x61x57 (Z, Y, X)" in card
+    assert ("- **Prefetched:** comes with the Python package `stardist` (a dependency of the "
+            "course)") in card
+    assert card.count("of the copy shipped in the stardist 0.9.2 package, which the course's "
+                      "tests check; the download from the URL is not checked") == 2
+    assert "Weigert" in card and "WACV" in card and "BSD-3-Clause" in card
+    assert "CI" not in card and "project" not in card

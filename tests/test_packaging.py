@@ -33,7 +33,8 @@ def _declared_floors() -> dict:
         deps = re.findall(r'"([^"]+)"', block)
     floors = {}
     for dep in deps:
-        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*>=\s*([0-9][0-9.]*)(,.*)?", dep.strip())
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[\w,]+\])?\s*>=\s*([0-9][0-9.]*)(,.*)?",
+                             dep.strip())   # extras such as dask[array] are allowed
         assert match, f"dependency {dep!r} has no '>=' floor"
         floors[match.group(1).lower()] = match.group(2)
     return floors

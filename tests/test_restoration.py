@@ -395,3 +395,62 @@ def test_variance_stabilised_baselines_beat_the_noisy_input():
         flat = np.full((128, 128), level, np.float32)
         sample = add_poisson_gaussian_noise(flat, photons=10, read_noise=1.0, seed=3)
         assert abs(anscombe(sample, photons=10, read_noise=1.0).std() - 1) < 0.1
+
+
+# --- Pins: images are masked and configured as they always were -------------------------
+
+def _mask_of_images(x, fraction, radius, generator):
+    """The blind-spot masking of images as first written, for images only: the generic
+    masking of images and volumes must give the same pixels from the same generator."""
+    n, c, h, w = x.shape
+    box = max(1, int(round(fraction ** -0.5)))
+    gy, gx = torch.meshgrid(torch.arange(0, h, box), torch.arange(0, w, box), indexing="ij")
+    gy, gx = gy.reshape(-1), gx.reshape(-1)
+    k = gy.numel()
+    ys = (gy + torch.randint(0, box, (n, k), generator=generator)).clamp(max=h - 1)
+    xs = (gx + torch.randint(0, box, (n, k), generator=generator)).clamp(max=w - 1)
+    span = 2 * radius + 1
+    choice = torch.randint(0, span * span - 1, (n, k), generator=generator)
+    choice = choice + (choice >= (span * span) // 2).long()
+    dy, dx = choice // span - radius, choice % span - radius
+    sy = (ys + dy).clamp(0, h - 1)
+    sx = (xs + dx).clamp(0, w - 1)
+    same = (sy == ys) & (sx == xs)
+    sy = torch.where(same, torch.where(ys > 0, ys - 1, ys + 1), sy)
+    batch = torch.arange(n)[:, None].expand(n, k)
+    masked = x.clone()
+    mask = torch.zeros((n, 1, h, w), dtype=x.dtype)
+    masked[batch, :, ys, xs] = x[batch, :, sy, sx]
+    mask[batch, 0, ys, xs] = 1.0
+    return masked, mask
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 8, 8), (3, 2, 20, 23), (1, 1, 64, 64), (2, 1, 5, 2)])
+@pytest.mark.parametrize("fraction", [0.01, 0.05, 0.25, 1.0])
+@pytest.mark.parametrize("radius", [1, 2, 3])
+def test_images_are_masked_as_they_always_were(shape, fraction, radius):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(7))
+    for seed in range(3):
+        ours = n2v_mask_batch(x, fraction=fraction, radius=radius,
+                              generator=torch.Generator().manual_seed(seed))
+        reference = _mask_of_images(x, fraction, radius, torch.Generator().manual_seed(seed))
+        assert torch.equal(ours[0], reference[0]) and torch.equal(ours[1], reference[1])
+    masked, mask = n2v_mask(x[0, 0].numpy(), fraction=fraction, radius=radius, seed=4)
+    reference = _mask_of_images(x[:1, :1], fraction, radius, torch.Generator().manual_seed(4))
+    assert np.array_equal(masked, reference[0][0, 0].numpy())
+    assert np.array_equal(mask, reference[1][0, 0].numpy())
+
+
+def test_an_image_network_and_record_are_as_they_always_were(stacks, tmp_path):
+    """A training on images builds the same 2D U-Net and records the same settings."""
+    from dlbio_teach.records import RunRecord
+    _, noisy, _ = stacks
+    cfg = tiny_config("n2v")
+    model, _ = train_restoration(cfg, {"noisy": noisy}, {"noisy": noisy}, progress=False,
+                                 run_dir=tmp_path)
+    assert model.config == dict(in_channels=1, out_channels=1, depth=2, base_channels=4,
+                                residual=False, residual_output=False)
+    assert sorted(RunRecord.load(tmp_path).hyperparameters) == sorted(
+        ["method", "epochs", "n_patches", "patch_size", "batch_size", "depth",
+         "base_channels", "lr", "patience", "n2v_fraction", "n2v_radius", "n_val_patches",
+         "profile", "loss", "optimizer", "weight_decay", "augment"])

@@ -313,3 +313,43 @@ def test_train_segmentation_reuses_an_identical_run(tmp_path):
     train_segmentation(config, changed_data[:2], y[:2], x[2:], y[2:], progress=False,
                        reuse=tmp_path / "first", run_dir=tmp_path / "data")
     assert "reused" not in RunRecord.load(tmp_path / "data").notes       # other data: trained
+
+
+# --- 2D results pinned while the functions grew a Z axis ------------------------------------
+
+def otsu_watershed_2d_reference(image, min_distance=8, min_size=10):
+    """The baseline as written for images only, before volumes: the 2D results must stay."""
+    from scipy import ndimage as ndi
+    from skimage import feature, filters, measure, segmentation
+
+    foreground = image > filters.threshold_otsu(image)
+    regions = measure.label(foreground, connectivity=1)
+    foreground = (np.bincount(regions.ravel())[regions] >= min_size) & (regions > 0)
+    distance = ndi.distance_transform_edt(foreground)
+    peaks = feature.peak_local_max(distance, min_distance=min_distance,
+                                   labels=measure.label(foreground), exclude_border=False)
+    markers = np.zeros(image.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    labels = segmentation.watershed(-distance, markers, mask=foreground)
+    return segmentation.relabel_sequential(labels)[0].astype(np.int32)
+
+
+@pytest.mark.parametrize("seed,min_distance", [(0, 3), (1, 6), (2, 10)])
+def test_otsu_watershed_2d_is_unchanged(seed, min_distance):
+    image, _ = nuclei((96, 96), 12, touching=0.5, seed=seed)
+    assert np.array_equal(otsu_watershed(image, min_distance=min_distance),
+                          otsu_watershed_2d_reference(image, min_distance=min_distance))
+
+
+def test_2d_configs_and_networks_record_what_they_always_did():
+    """Run records (and reuse=, which compares them) of 2D trainings keep their keys."""
+    keys = {"formulation", "epochs", "n_patches", "patch_size", "batch_size", "depth",
+            "base_channels", "lr", "augment", "n_val_patches", "profile"}
+    assert set(SegmentationConfig("distance").to_dict()) == keys
+    star = SegmentationConfig("stardist").to_dict()
+    assert set(star) == keys | {"n_rays"} and star["n_rays"] == 32 and star["augment"] is True
+    x, y = nuclei_stack()
+    net, _ = train_segmentation(tiny_config("distance", epochs=1), x[:2], y[:2], x[2:], y[2:],
+                                progress=False)
+    assert set(net.config) == {"in_channels", "out_channels", "depth", "base_channels",
+                               "residual", "residual_output"}

@@ -209,3 +209,34 @@ def test_stardist_trains_and_segments_end_to_end():
     tuned = tune_thresholds([maps], [y[2]], formulation="stardist")
     labels = segment(net, x[2], formulation="stardist", thresholds=tuned.best)
     assert labels.shape == (48, 48) and labels.dtype == np.int32
+
+
+def test_stardist_training_equals_the_recipe_it_replaces():
+    """StarDist 2D: targets on whole images, the same patches, rays turned with the flips:
+    exactly the network of the explicit recipe (pinned while volumes were added)."""
+    from dlbio_teach.augment import SegmentationTransform
+    from dlbio_teach.preprocessing import random_patches
+    from dlbio_teach.training import fit
+
+    pairs = [nuclei((48, 48), 5, radius=(5, 8), seed=s) for s in range(3)]
+    x = np.stack([p[0] for p in pairs])
+    y = np.stack([prepare_star_labels(p[1]) for p in pairs])
+    config = SegmentationConfig("stardist", epochs=2, n_patches=16, patch_size=32,
+                                batch_size=8, base_channels=4, n_rays=8)
+    net, history = train_segmentation(config, x[:2], y[:2], x[2:], y[2:], seed=0,
+                                      progress=False)
+    targets = np.stack([star_targets(t, 8) for t in y])
+
+    def patches(images, maps, n, seed):
+        first, *channels = random_patches([images, *np.moveaxis(maps, 1, 0)], 32, n,
+                                          seed=seed)
+        return first, np.stack(channels, axis=1)
+
+    torch.manual_seed(0)
+    by_hand = UNet(1, 9, depth=2, base_channels=4)
+    h = fit(by_hand, patches(x[:2], targets[:2], 16, 0), patches(x[2:], targets[2:], 32, 1),
+            loss_fn=StarDistLoss(), epochs=2, batch_size=8, lr=3e-3, augment=False,
+            transform=SegmentationTransform(None, "stardist", flips=True), progress=False)
+    assert h.train_loss == history.train_loss and h.val_loss == history.val_loss
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(),
+                                                  by_hand.state_dict().values()))

@@ -249,3 +249,388 @@ def test_diverse_nuclei_refuses_an_empty_set():
 
     with pytest.raises(ValueError, match="at least 1"):
         diverse_nuclei(0)
+
+
+# --- the 2D data stay as they were --------------------------------------------------------
+
+def test_nuclei_2d_results_are_pinned():
+    """nuclei(seed=0) as the chapters have always drawn it (values recorded once)."""
+    import hashlib
+
+    image, labels = nuclei(seed=0)
+    assert hashlib.sha256(labels.tobytes()).hexdigest() == \
+        "73cfb36c227b816db5b5e46ebe2873e473639308dc2edd6a7e3a4a5705810d3e"
+    assert labels.max() == 29
+    points = [(3, 3), (48, 173), (148, 54), (207, 104), (234, 205)]
+    expected = [0.4337787330150604, 0.6883317828178406, 0.42043405771255493,
+                0.754728376865387, 0.813832700252533]
+    np.testing.assert_allclose([image[p] for p in points], expected, rtol=1e-6)
+    assert float(image.astype(np.float64).sum()) == pytest.approx(7886.933769159019,
+                                                                   rel=1e-7)
+
+
+def test_diverse_nuclei_results_are_pinned():
+    import hashlib
+
+    from dlbio_teach.synthetic import diverse_nuclei
+
+    images, labels = diverse_nuclei(3, (96, 96), seed=0)
+    assert hashlib.sha256(labels.tobytes()).hexdigest() == \
+        "7ea5534f135793497d5aa47deb654893d9779dc2f7bf88f7babcaf347e54671d"
+    np.testing.assert_allclose(images[:, 40, 50],
+                               [0.32404625415802, 0.28096893429756165, 0.17119525372982025],
+                               rtol=1e-5)
+    assert float(images.astype(np.float64).sum()) == pytest.approx(6931.869094253459,
+                                                                    rel=1e-6)
+
+
+# --- nuclei_volume ----------------------------------------------------------------------------
+
+def touching_pairs_3d(labels: np.ndarray) -> set:
+    """Pairs of different labels that share a face (6-connectivity)."""
+    pairs = set()
+    for axis in range(3):
+        a = np.moveaxis(labels, axis, 0)
+        a, b = a[1:], a[:-1]
+        touch = (a > 0) & (b > 0) & (a != b)
+        pairs |= {tuple(sorted(p)) for p in zip(a[touch].tolist(), b[touch].tolist())}
+    return pairs
+
+
+def extents(labels: np.ndarray) -> np.ndarray:
+    """(z, y, x) extent in voxels of each object's bounding box."""
+    return np.array([[s.stop - s.start for s in box] for box in ndi.find_objects(labels)
+                     if box is not None])
+
+
+@pytest.mark.parametrize("shape", [(32, 96, 96), (4, 16, 16), (10, 40, 24)])
+def test_nuclei_volume_shapes_dtypes_ranges(shape):
+    from dlbio_teach.synthetic import nuclei_volume
+
+    clean, labels = nuclei_volume(shape, n_nuclei=10, seed=1)
+    assert clean.shape == shape and labels.shape == shape
+    assert clean.dtype == np.float32 and labels.dtype == np.int32
+    assert clean.min() >= 0.0 and clean.max() <= 1.0
+    assert 0 <= labels.max() <= 10
+
+
+def test_nuclei_volume_is_seeded():
+    from dlbio_teach.synthetic import nuclei_volume
+
+    a = nuclei_volume((16, 48, 48), n_nuclei=10, seed=7)
+    b = nuclei_volume((16, 48, 48), n_nuclei=10, seed=7)
+    c = nuclei_volume((16, 48, 48), n_nuclei=10, seed=8)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0]) and not np.array_equal(a[1], c[1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_nuclei_volume_labels_are_valid_instance_masks(seed):
+    from dlbio_teach.synthetic import nuclei_volume
+
+    _, labels = nuclei_volume(n_nuclei=80, touching=0.8, seed=seed)
+    n = labels.max()
+    assert n > 20
+    assert np.array_equal(np.unique(labels), np.arange(n + 1))           # 1..N, no gaps
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        mask = labels[box] == i
+        assert ndi.label(mask)[1] == 1, i                                # one piece
+        assert np.array_equal(ndi.binary_fill_holes(mask), mask), i     # no holes
+    assert len(touching_pairs_3d(labels)) >= 5                           # they do touch
+
+
+def test_nuclei_volume_light_comes_from_labelled_nuclei_only():
+    from dlbio_teach.synthetic import nuclei_volume
+
+    clean, labels = nuclei_volume(n_nuclei=40, seed=3)
+    near = ndi.binary_dilation(labels > 0, iterations=4)
+    assert clean[~near].max() < 1e-3      # only the tail of the half-micrometre blur
+    inside = ndi.binary_erosion(labels > 0, iterations=1)
+    assert np.median(clean[inside]) > 0.3
+
+
+def test_nuclei_volume_anisotropic_voxels_flatten_nuclei():
+    """The same nuclei in micrometres span fewer planes than pixels when the z step is
+    four times the pixel size."""
+    from dlbio_teach.synthetic import nuclei_volume
+
+    kwargs = dict(n_nuclei=30, radius=(2.0, 3.0), touching=0.0, seed=4)
+    _, iso = nuclei_volume((48, 48, 48), voxel_size=(0.5, 0.5, 0.5), **kwargs)
+    _, aniso = nuclei_volume((24, 48, 48), voxel_size=(2.0, 0.5, 0.5), **kwargs)
+    e_iso, e_aniso = extents(iso), extents(aniso)
+    ratio_iso = np.median(e_iso[:, 0] / e_iso[:, 1:].mean(axis=1))
+    ratio_aniso = np.median(e_aniso[:, 0] / e_aniso[:, 1:].mean(axis=1))
+    assert 0.7 < ratio_iso < 1.4
+    assert ratio_aniso < 0.45
+    # In y and x nothing changed: the same size in pixels.
+    assert np.median(e_aniso[:, 1:]) == pytest.approx(np.median(e_iso[:, 1:]), rel=0.25)
+
+
+def test_nuclei_volume_radius_is_in_micrometres():
+    from dlbio_teach.synthetic import nuclei_volume
+
+    r = 3.0
+    expected = 4 / 3 * np.pi * r ** 3                                      # µm³
+    for voxel_size, shape in [((0.5, 0.5, 0.5), (64, 96, 96)), ((1.5, 0.5, 0.5), (24, 96, 96)),
+                              ((1.0, 1.0, 1.0), (32, 48, 48))]:
+        _, labels = nuclei_volume(shape, n_nuclei=15, radius=(r, r), voxel_size=voxel_size,
+                                  touching=0.0, seed=5)
+        counts = np.bincount(labels.ravel())[1:]
+        volume = np.median(counts) * np.prod(voxel_size)
+        assert volume == pytest.approx(expected, rel=0.25), voxel_size
+
+
+def test_nuclei_volume_touching():
+    from dlbio_teach.synthetic import nuclei_volume
+
+    _, together = nuclei_volume(n_nuclei=30, touching=1.0, seed=0)
+    _, apart = nuclei_volume(n_nuclei=30, touching=0.0, seed=0)
+    share = [len({i for p in touching_pairs_3d(t) for i in p}) / t.max()
+             for t in (together, apart)]
+    assert share[0] > 0.7 and share[0] > 2 * share[1]
+
+
+def test_nuclei_volume_texture_changes_intensities_only():
+    from dlbio_teach.synthetic import nuclei_volume
+
+    flat, labels = nuclei_volume(n_nuclei=10, texture=0.0, seed=6)
+    textured, labels2 = nuclei_volume(n_nuclei=10, texture=0.8, seed=6)
+    assert np.array_equal(labels, labels2)
+    assert not np.allclose(flat, textured)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (3, 64, 64), (8, 15, 64), (4, 16, 16, 16), 32,
+                                   (8.0, 32, 32)])
+def test_nuclei_volume_bad_shape(shape):
+    from dlbio_teach.synthetic import nuclei_volume
+
+    with pytest.raises(ValueError, match=r"shape must be \(Z, Y, X\).*got"):
+        nuclei_volume(shape)
+
+
+@pytest.mark.parametrize("voxel_size", [(1.0, 1.0), (0, 0.5, 0.5), (-1, 0.5, 0.5),
+                                        (np.nan, 0.5, 0.5), "abc", 1.0, (1, 1, 1, 1)])
+def test_nuclei_volume_bad_voxel_size(voxel_size):
+    from dlbio_teach.synthetic import nuclei_volume
+
+    with pytest.raises(ValueError, match=r"voxel_size must be three positive numbers "
+                                         r"\(Z, Y, X\) in micrometres.*got"):
+        nuclei_volume((8, 32, 32), voxel_size=voxel_size)
+
+
+@pytest.mark.parametrize("radius", [(0.0, 3.0), (5.0, 3.0), (3.0,), 3.0])
+def test_nuclei_volume_bad_radius(radius):
+    from dlbio_teach.synthetic import nuclei_volume
+
+    with pytest.raises(ValueError, match="radius must be"):
+        nuclei_volume((8, 32, 32), radius=radius)
+
+
+def test_a_volume_is_drawn_and_imaged_in_well_under_a_second():
+    import time
+
+    from dlbio_teach.synthetic import image_volume, nuclei_volume
+
+    nuclei_volume((8, 32, 32), seed=0)                      # imports and caches warm
+    start = time.perf_counter()
+    clean, _ = nuclei_volume((32, 96, 96), seed=1)
+    image_volume(clean, seed=1)
+    assert time.perf_counter() - start < 1.0
+
+
+# --- image_volume ---------------------------------------------------------------------------
+
+def plane_means(image):
+    return image.reshape(image.shape[0], -1).mean(axis=1)
+
+
+def test_image_volume_shape_dtype_normalisation_and_seed():
+    from dlbio_teach.synthetic import image_volume, nuclei_volume
+
+    clean, _ = nuclei_volume((16, 48, 48), n_nuclei=10, seed=0)
+    image = image_volume(clean, seed=0)
+    assert image.shape == clean.shape and image.dtype == np.float32
+    lo, hi = np.percentile(image, [1, 99.8])
+    assert abs(lo) < 1e-5 and abs(hi - 1) < 1e-5
+    assert np.array_equal(image, image_volume(clean, seed=0))
+    assert not np.array_equal(image, image_volume(clean, seed=1))
+
+
+def test_image_volume_attenuation_dims_deeper_planes():
+    from dlbio_teach.synthetic import image_volume
+
+    clean = np.full((20, 32, 32), 0.5, np.float32)
+    common = dict(voxel_size=(2.0, 0.5, 0.5), psf_sigma=(0, 0, 0), out_of_focus=0.0,
+                  background=0.0, photons=1e5, read_noise=0.0, seed=0)
+    means = plane_means(image_volume(clean, attenuation=30.0, **common))
+    assert np.all(np.diff(means) < 0)                  # every plane dimmer than the last
+    # exp(-depth / 30 µm), seen through the normalisation (an offset and a scale):
+    depth = np.arange(20) * 2.0
+    expected = (1 - np.exp(-depth / 30.0)) / (1 - np.exp(-depth[-1] / 30.0))
+    np.testing.assert_allclose((means[0] - means) / (means[0] - means[-1]), expected,
+                               atol=0.01)
+    flat = plane_means(image_volume(clean, attenuation=None, **common))
+    assert abs(flat[:5].mean() - flat[-5:].mean()) < 0.02 * (means[0] - means[-1])
+
+
+def test_image_volume_blur_is_wider_in_z():
+    from dlbio_teach.synthetic import image_volume
+
+    point = np.zeros((31, 31, 31), np.float32)
+    point[15, 15, 15] = 1.0
+    image = image_volume(point, voxel_size=(0.5, 0.5, 0.5), psf_sigma=(2.0, 0.5, 0.5),
+                         out_of_focus=0.0, attenuation=None, background=0.0, photons=1e7,
+                         read_noise=0.0)
+    along_z, along_x = image[:, 15, 15], image[15, 15, :]
+    idx = np.arange(31) - 15
+
+    def spread(p):
+        return np.sqrt(np.sum(p * idx ** 2) / np.sum(p))
+
+    assert spread(along_z) == pytest.approx(4 * spread(along_x), rel=0.15)   # 2 µm / 0.5 µm
+    assert spread(along_x) == pytest.approx(1.0, rel=0.15)                   # 0.5 µm = 1 px
+
+
+def test_image_volume_out_of_focus_light_reaches_other_planes():
+    from dlbio_teach.synthetic import image_volume
+
+    point = np.zeros((31, 31, 31), np.float32)
+    point[15, 13:18, 13:18] = 1.0
+    common = dict(voxel_size=(1.0, 0.5, 0.5), psf_sigma=(0.8, 0.3, 0.3), attenuation=None,
+                  background=0.0, photons=1e7, read_noise=0.0)
+    sharp = image_volume(point, out_of_focus=0.0, **common)
+    hazy = image_volume(point, out_of_focus=1.0, **common)
+    # Light 6 planes away from the nucleus, relative to its own plane.
+    assert sharp[21, 15, 15] / sharp[15, 15, 15] < 1e-3
+    assert hazy[21, 15, 15] / hazy[15, 15, 15] > 0.01
+
+
+@pytest.mark.parametrize("photons", [10.0, 100.0, 1000.0])
+def test_image_volume_noise_follows_photons(photons):
+    """Noise relative to the signal: sqrt(level / photons) over the step, whatever the
+    normalisation."""
+    from dlbio_teach.synthetic import image_volume
+
+    clean = np.full((8, 64, 64), 0.2, np.float32)
+    clean[:, :, 32:] = 0.8
+    image = image_volume(clean, voxel_size=(1.0, 0.5, 0.5), psf_sigma=(0, 0, 0),
+                         out_of_focus=0.0, attenuation=None, background=0.0,
+                         photons=photons, read_noise=0.0, seed=2)
+    dim, bright = image[:, :, :32], image[:, :, 32:]
+    step = bright.mean() - dim.mean()
+    assert bright.std() / step == pytest.approx(np.sqrt(0.8 / photons) / 0.6, rel=0.1)
+    assert dim.std() / step == pytest.approx(np.sqrt(0.2 / photons) / 0.6, rel=0.1)
+
+
+def test_image_volume_background_adds_shot_noise():
+    """The normalisation takes the background level away, not its shot noise."""
+    from dlbio_teach.synthetic import image_volume, nuclei_volume
+
+    clean, labels = nuclei_volume((16, 48, 48), n_nuclei=15, seed=3)
+    far = ~ndi.binary_dilation(labels > 0, iterations=4)
+    inside = ndi.binary_erosion(labels > 0, iterations=1)
+    common = dict(photons=100.0, read_noise=0.0, out_of_focus=0.0, attenuation=None)
+
+    def noise_over_signal(image):
+        return image[far].std() / (np.median(image[inside]) - np.median(image[far]))
+
+    dark = image_volume(clean, background=0.01, **common)
+    bright = image_volume(clean, background=0.5, **common)
+    assert noise_over_signal(bright) > 3 * noise_over_signal(dark)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(psf_sigma=(1.0, 0.5)), r"psf_sigma must be three non-negative numbers"),
+    (dict(psf_sigma=(-1.0, 0.5, 0.5)), r"psf_sigma must be three non-negative numbers"),
+    (dict(voxel_size=(0.0, 0.5, 0.5)), r"voxel_size must be three positive numbers"),
+    (dict(attenuation=0.0), r"attenuation must be a positive depth .* or None"),
+    (dict(attenuation=-10.0), r"attenuation must be a positive depth .* or None"),
+    (dict(out_of_focus=-0.1), r"out_of_focus must be a number >= 0"),
+    (dict(background=-0.1), r"background must be a number >= 0"),
+    (dict(photons=0), r"photons must be positive"),
+])
+def test_image_volume_bad_arguments(kwargs, message):
+    from dlbio_teach.synthetic import image_volume
+
+    with pytest.raises(ValueError, match=message):
+        image_volume(np.zeros((4, 16, 16), np.float32), **kwargs)
+
+
+def test_image_volume_refuses_an_image():
+    from dlbio_teach.synthetic import image_volume
+
+    with pytest.raises(ValueError, match=r"clean must be a volume \(Z, Y, X\), got shape "
+                                         r"\(32, 32\)"):
+        image_volume(np.zeros((32, 32), np.float32))
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])
+def test_image_volume_refuses_what_is_not_light(bad):
+    from dlbio_teach.synthetic import image_volume
+
+    clean = np.zeros((4, 16, 16), np.float32)
+    clean[0, 0, 0] = bad
+    with pytest.raises(ValueError, match=r"clean must hold light: finite and non-negative"
+                                         r".*normalize_minmax"):
+        image_volume(clean, psf_sigma=(0, 0, 0), background=0.0)
+
+
+# --- diverse_nuclei_volumes -------------------------------------------------------------------
+
+def test_diverse_nuclei_volumes_shapes_voxel_sizes_and_seed():
+    from dlbio_teach.synthetic import diverse_nuclei_volumes
+
+    volumes = diverse_nuclei_volumes(3, (16, 48, 48), seed=0)
+    assert len(volumes) == 3
+    for image, labels, voxel_size in volumes:
+        assert image.shape == labels.shape == (16, 48, 48)
+        assert image.dtype == np.float32 and labels.dtype == np.int32
+        lo, hi = np.percentile(image, [1, 99.8])
+        assert abs(lo) < 1e-5 and abs(hi - 1) < 1e-5
+        assert len(voxel_size) == 3 and voxel_size[1:] == (0.5, 0.5)
+        assert 0.5 <= voxel_size[0] <= 2.5                   # anisotropy 1 to 5
+    again = diverse_nuclei_volumes(3, (16, 48, 48), seed=0)
+    other = diverse_nuclei_volumes(3, (16, 48, 48), seed=1)
+    for (a, la, va), (b, lb, vb) in zip(volumes, again):
+        assert np.array_equal(a, b) and np.array_equal(la, lb) and va == vb
+    assert not np.array_equal(volumes[0][0], other[0][0])
+
+
+def test_diverse_nuclei_volumes_vary():
+    from dlbio_teach.synthetic import diverse_nuclei_volumes
+
+    volumes = diverse_nuclei_volumes(8, (24, 64, 64), seed=2)
+    z_steps = [v[0] for _, _, v in volumes]
+    counts = [labels.max() for _, labels, _ in volumes]
+    sizes = [np.median(np.bincount(labels.ravel())[1:]) * np.prod(v)
+             for _, labels, v in volumes if labels.max()]
+    noise = [np.std(np.diff(image[labels == 0])) for image, labels, _ in volumes]
+    assert max(z_steps) > 2 * min(z_steps)                # anisotropy
+    assert max(counts) > 2 * min(counts)                  # sparse and crowded
+    assert max(sizes) > 2.5 * min(sizes)                  # small and large nuclei (µm³)
+    assert max(noise) > 2 * min(noise)
+    # Attenuation and haze: in most volumes the deepest planes hold less light.
+    deeper_dimmer = [plane_means(image)[-3:].mean() < plane_means(image)[:3].mean()
+                     for image, _, _ in volumes]
+    assert sum(deeper_dimmer) >= 5
+
+
+def test_diverse_nuclei_volumes_labels_are_valid_instance_masks():
+    from dlbio_teach.synthetic import diverse_nuclei_volumes
+
+    for _, labels, _ in diverse_nuclei_volumes(4, (16, 48, 48), seed=3, touching=(0.6, 0.9)):
+        n = labels.max()
+        assert np.array_equal(np.unique(labels), np.arange(n + 1))
+        for i, box in enumerate(ndi.find_objects(labels), start=1):
+            mask = labels[box] == i
+            assert ndi.label(mask)[1] == 1
+            assert np.array_equal(ndi.binary_fill_holes(mask), mask)
+
+
+def test_diverse_nuclei_volumes_refuses_bad_requests():
+    from dlbio_teach.synthetic import diverse_nuclei_volumes
+
+    with pytest.raises(ValueError, match="at least 1"):
+        diverse_nuclei_volumes(0)
+    with pytest.raises(ValueError, match=r"shape must be \(Z, Y, X\)"):
+        diverse_nuclei_volumes(2, (64, 64))

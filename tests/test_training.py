@@ -386,3 +386,14 @@ def test_fit_writes_a_run_record(tmp_path):
     assert record.history["train_loss"] == pytest.approx(history.train_loss)
     assert record.splits == {"train": [0]} and "blobs" in record.datasets
     assert (tmp_path / "run" / "weights.pt").exists()
+
+
+def test_fit_trains_a_network_of_volumes():
+    """A 3D U-Net and batches of volumes (N, 1, Z, Y, X), augmented in the YX plane."""
+    torch.manual_seed(0)
+    net = UNet(1, 1, depth=1, base_channels=4, ndim=3)
+    x = np.random.default_rng(0).random((8, 1, 4, 8, 8)).astype(np.float32)
+    h = fit(net, (x, 2 * x), (x, 2 * x), loss_fn=F.mse_loss, epochs=4, batch_size=4,
+            lr=1e-2, augment=True, progress=False)
+    assert h.epochs_run == 4 and h.train_loss[-1] < h.train_loss[0]
+    assert net(torch.from_numpy(x[:1])).shape == (1, 1, 4, 8, 8)

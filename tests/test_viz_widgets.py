@@ -228,3 +228,165 @@ def test_matching_overlay_colours_each_outcome():
     assert np.allclose(rgb[10, 10], 0)   # background stays dark
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["TP 1", "FP 1", "FN 1"]
     plt.close(fig)
+
+
+# --- orthogonal_views ---------------------------------------------------------------------
+
+def ramp_volume(shape=(6, 20, 30)):
+    return np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+
+
+def test_orthogonal_views_shows_three_sections_through_the_position():
+    from dlbio_teach.viz import orthogonal_views
+
+    volume = ramp_volume()
+    fig = orthogonal_views(volume, position=(2, 5, 7), title="a volume")
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 3 and len(axes_with_images(fig)) == 3
+    xy, xz, yz = fig.axes
+    assert [ax.get_title() for ax in fig.axes] == ["XY (z=2)", "XZ (y=5)", "YZ (x=7)"]
+    np.testing.assert_array_equal(xy.images[0].get_array(), volume[2])
+    np.testing.assert_array_equal(xz.images[0].get_array(), volume[:, 5, :])
+    np.testing.assert_array_equal(yz.images[0].get_array(), volume[:, :, 7].T)
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes] == [("x", "y"), ("x", "z"),
+                                                                        ("z", "y")]
+    # One display range for the three panels.
+    assert xy.images[0].get_clim() == xz.images[0].get_clim() == yz.images[0].get_clim()
+    assert fig._suptitle.get_text() == "a volume"
+
+
+def crosshair(ax):
+    """(row, column) of the horizontal and vertical line drawn on a panel."""
+    lines = ax.get_lines()
+    rows = [line.get_ydata()[0] for line in lines if line.get_ydata()[0] == line.get_ydata()[1]]
+    cols = [line.get_xdata()[0] for line in lines if line.get_xdata()[0] == line.get_xdata()[1]]
+    return rows, cols
+
+
+def test_orthogonal_views_crosshairs_mark_the_other_planes():
+    from dlbio_teach.viz import orthogonal_views
+
+    fig = orthogonal_views(ramp_volume(), position=(2, 5, 7))
+    xy, xz, yz = fig.axes
+    assert crosshair(xy) == ([5], [7])      # y and x
+    assert crosshair(xz) == ([2], [7])      # z and x
+    assert crosshair(yz) == ([5], [2])      # y and z
+
+
+def test_orthogonal_views_default_position_is_the_centre():
+    from dlbio_teach.viz import orthogonal_views
+
+    fig = orthogonal_views(ramp_volume((7, 20, 31)))
+    assert [ax.get_title() for ax in fig.axes] == ["XY (z=3)", "XZ (y=10)", "YZ (x=15)"]
+
+
+@pytest.mark.parametrize("voxel_size", [(1.0, 1.0, 1.0), (2.0, 0.5, 0.5), (0.3, 0.6, 0.4)])
+def test_orthogonal_views_aspect_follows_the_voxel_size(voxel_size):
+    """Drawn on screen, each panel has the proportions of the volume in micrometres."""
+    from dlbio_teach.viz import orthogonal_views
+
+    vz, vy, vx = voxel_size
+    nz, ny, nx = shape = (10, 40, 30)
+    fig = orthogonal_views(ramp_volume(shape), voxel_size=voxel_size)
+    xy, xz, yz = fig.axes
+    assert xy.get_aspect() == pytest.approx(vy / vx)
+    assert xz.get_aspect() == pytest.approx(vz / vx)
+    assert yz.get_aspect() == pytest.approx(vy / vz)
+    fig.canvas.draw()
+    boxes = [ax.get_window_extent() for ax in fig.axes]
+    for box, (height, width) in zip(boxes, [(ny * vy, nx * vx), (nz * vz, nx * vx),
+                                            (ny * vy, nz * vz)]):
+        assert box.height / box.width == pytest.approx(height / width, rel=0.03)
+    # The same micrometre is the same length on screen in every panel.
+    per_um = [boxes[0].width / (nx * vx), boxes[1].height / (nz * vz),
+              boxes[2].height / (ny * vy)]
+    assert max(per_um) / min(per_um) < 1.05
+
+
+def test_orthogonal_views_squashes_nothing():
+    """A ball of 4 µm radius sampled with 2 µm planes and 0.5 µm pixels spans 4 planes
+    but 16 pixels: on screen it is as tall as it is wide in the XZ panel."""
+    from dlbio_teach.viz import orthogonal_views
+
+    z, y, x = np.ogrid[:20, :48, :48]
+    ball = ((((z - 10) * 2.0) ** 2 + ((y - 24) * 0.5) ** 2 + ((x - 24) * 0.5) ** 2) <= 16)
+    fig = orthogonal_views(ball.astype(np.float32), voxel_size=(2.0, 0.5, 0.5))
+    xz = fig.axes[1]
+    fig.canvas.draw()
+    section = xz.images[0].get_array()
+    rows, cols = np.nonzero(section)
+    box = xz.get_window_extent()
+    px_per_row = box.height / section.shape[0]
+    px_per_col = box.width / section.shape[1]
+    height = (np.ptp(rows) + 1) * px_per_row
+    width = (np.ptp(cols) + 1) * px_per_col
+    assert height == pytest.approx(width, rel=0.3)
+    assert np.ptp(rows) + 1 < (np.ptp(cols) + 1) / 2       # in voxels it is flat
+
+
+def test_orthogonal_views_outlines_labels():
+    from matplotlib.colors import to_rgba
+
+    from dlbio_teach.viz import OUTLINE_COLOUR, orthogonal_views
+
+    labels = np.zeros((8, 16, 16), np.int32)
+    labels[2:6, 4:12, 4:12] = 3
+    fig = orthogonal_views(np.zeros((8, 16, 16)), labels=labels, position=(4, 8, 8))
+    for ax in fig.axes:
+        assert len(ax.images) == 2
+        outline = ax.images[1]
+        rim = ~np.ma.getmaskarray(outline.get_array())
+        assert rim.any() and to_rgba(OUTLINE_COLOUR) == outline.get_cmap()(1.0)
+    rim = ~np.ma.getmaskarray(fig.axes[0].images[1].get_array())     # XY at z=4
+    assert rim[4, 4] and rim[4, 11] and rim[11, 8] and not rim[8, 8] and not rim[0, 0]
+
+
+def test_orthogonal_views_max_projections():
+    from dlbio_teach.viz import orthogonal_views
+
+    volume = np.random.default_rng(0).random((6, 20, 30)).astype(np.float32)
+    labels = np.zeros(volume.shape, np.int32)
+    labels[1:3, 2:6, 2:6], labels[3:5, 2:6, 4:9] = 1, 2
+    fig = orthogonal_views(volume, mode="max", labels=labels, voxel_size=(2, 1, 1))
+    xy, xz, yz = fig.axes
+    np.testing.assert_array_equal(xy.images[0].get_array(), volume.max(axis=0))
+    np.testing.assert_array_equal(xz.images[0].get_array(), volume.max(axis=1))
+    np.testing.assert_array_equal(yz.images[0].get_array(), volume.max(axis=2).T)
+    assert [ax.get_title() for ax in fig.axes] == ["XY (max over z)", "XZ (max over y)",
+                                                   "YZ (max over x)"]
+    assert all(not ax.get_lines() for ax in fig.axes)       # no crosshairs
+    assert xz.get_aspect() == pytest.approx(2.0)
+    # The projected foreground is outlined: its rim in XY, not the border between objects.
+    rim = ~np.ma.getmaskarray(xy.images[1].get_array())
+    assert rim[2, 2] and rim[5, 8] and not rim[3, 5]
+
+
+def test_orthogonal_views_draws_into_given_axes():
+    from dlbio_teach.viz import orthogonal_views
+
+    fig, given = plt.subplots(1, 4)
+    out = orthogonal_views(ramp_volume(), axes=given[:3])
+    assert out is fig
+    assert [len(ax.images) for ax in given] == [1, 1, 1, 0]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(volume=np.zeros((16, 16))), r"volume must be \(Z, Y, X\), got shape \(16, 16\)"),
+    (dict(volume=np.zeros((2, 4, 16, 16))), r"volume must be \(Z, Y, X\), got shape"),
+    (dict(voxel_size=(1.0, 1.0)), r"voxel_size must be three positive numbers"),
+    (dict(voxel_size=(0.0, 1.0, 1.0)), r"voxel_size must be three positive numbers"),
+    (dict(voxel_size="big"), r"voxel_size must be three positive numbers"),
+    (dict(position=(4, 0, 0)), r"position must be a voxel \(z, y, x\) inside the volume of "
+                               r"shape \(4, 16, 16\), got \(4, 0, 0\)"),
+    (dict(position=(0, 0)), r"position must be a voxel"),
+    (dict(position=(0.5, 1, 1)), r"position must be a voxel"),
+    (dict(labels=np.zeros((4, 16, 8), int)), r"labels must have the volume's shape"),
+    (dict(mode="mean"), r"mode must be 'section' or 'max', got 'mean'"),
+    (dict(axes=[None, None]), r"axes must be three matplotlib Axes"),
+])
+def test_orthogonal_views_bad_input(kwargs, message):
+    from dlbio_teach.viz import orthogonal_views
+
+    volume = kwargs.pop("volume", np.zeros((4, 16, 16)))
+    with pytest.raises(ValueError, match=message):
+        orthogonal_views(volume, **kwargs)

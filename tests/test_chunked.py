@@ -1,0 +1,360 @@
+"""dlbio_teach.chunked: a volume processed chunk by chunk gives the whole-volume result."""
+from __future__ import annotations
+
+from functools import partial
+
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from scipy import ndimage as ndi
+from scipy.optimize import linear_sum_assignment
+from skimage.segmentation import watershed
+
+from dlbio_teach.chunked import label_chunked, open_volume, predict_chunked, write_ome_zarr
+
+# A Gaussian filter that pads with zeros, as a network's convolutions do; its output at a
+# voxel reads 4 * sigma = 4 voxels around it (its receptive radius).
+SMOOTH = partial(ndi.gaussian_filter, sigma=1.0, mode="constant", truncate=4.0)
+RADIUS = 4
+
+
+def noise(shape=(24, 64, 64), seed=0):
+    return np.random.default_rng(seed).random(shape).astype(np.float32)
+
+
+def blobs(shape=(24, 64, 64), seed=0):
+    """Irregular connected regions of every size, many across chunk borders."""
+    return ndi.gaussian_filter(noise(shape, seed), 2.0) > 0.52
+
+
+def balls(shape=(40, 48, 48), n=16, seed=0):
+    """A distance-like map of balls, some touching: 1 at a ball's centre, falling to 0 at
+    its edge (the largest value where balls overlap)."""
+    rng = np.random.default_rng(seed)
+    grid = np.indices(shape, dtype=np.float32)
+    out = np.zeros(shape, np.float32)
+    for _ in range(n):
+        centre = rng.uniform(4, np.array(shape) - 4)
+        radius = rng.uniform(4.0, 6.0)
+        r = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, centre)))
+        out = np.maximum(out, 1 - r / radius)
+    return out
+
+
+def grow_whole(values, *, threshold, seed_threshold):
+    return watershed(-values, ndi.label(values > seed_threshold)[0], mask=values > threshold)
+
+
+def same_instances(a, b) -> bool:
+    """The same partition into instances, whatever their numbers."""
+    a, b = np.asarray(a), np.asarray(b)
+    if not np.array_equal(a > 0, b > 0):
+        return False
+    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
+    return pairs.shape[1] == len(np.unique(a[a > 0])) == len(np.unique(b[b > 0]))
+
+
+def instance_f1(true, pred, *, threshold=0.5) -> float:
+    """F1 of a one-to-one matching of 3D instances at IoU >= threshold."""
+    t_ids, t = np.unique(true, return_inverse=True)
+    p_ids, p = np.unique(pred, return_inverse=True)
+    overlap = np.zeros((len(t_ids), len(p_ids)))
+    np.add.at(overlap, (t.ravel(), p.ravel()), 1)
+    overlap = overlap[np.ix_(t_ids > 0, p_ids > 0)]
+    t_area = np.bincount(t.ravel())[t_ids > 0]
+    p_area = np.bincount(p.ravel())[p_ids > 0]
+    union = t_area[:, None] + p_area[None, :] - overlap
+    iou = overlap / np.maximum(union, 1)
+    rows, cols = linear_sum_assignment(-iou)
+    tp = int((iou[rows, cols] >= threshold).sum())
+    return 2 * tp / (len(t_area) + len(p_area)) if len(t_area) + len(p_area) else 1.0
+
+
+def test_the_helpers_tell_instances_apart():
+    a = np.zeros((1, 4, 4), int)
+    a[0, :2] = 1
+    a[0, 2:] = 2
+    merged = (a > 0).astype(int)
+    assert same_instances(a, a * 3) and not same_instances(a, merged)
+    assert instance_f1(a, a * 3) == 1.0
+    assert instance_f1(a, merged) == pytest.approx(2 / 3)
+
+
+# --- open_volume ---------------------------------------------------------------------------
+
+def test_open_volume_from_an_array_with_chunks():
+    v = open_volume(noise(), chunks=(8, 32, 32))
+    assert isinstance(v, da.Array) and v.numblocks == (3, 2, 2)
+    assert np.array_equal(v.compute(), noise())
+
+
+def test_open_volume_from_a_zarr_store_keeps_its_chunks(tmp_path):
+    z = zarr.open(str(tmp_path / "v.zarr"), mode="w", shape=(24, 64, 64), chunks=(8, 16, 16),
+                  dtype=np.float32)
+    z[:] = noise()
+    v = open_volume(tmp_path / "v.zarr")
+    assert v.chunksize == (8, 16, 16)
+    assert np.array_equal(v.compute(), noise())
+
+
+def test_open_volume_drops_leading_axes_of_length_one():
+    assert open_volume(np.zeros((1, 1, 4, 8, 8))).shape == (4, 8, 8)
+
+
+@pytest.mark.parametrize("shape, hint", [((2, 4, 8, 8), "volume[c]"),
+                                         ((8, 8), "image[None]"),
+                                         ((8,), "(Z, Y, X)")])
+def test_open_volume_says_what_to_do_with_other_shapes(shape, hint):
+    with pytest.raises(ValueError, match=r"\(Z, Y, X\)") as err:
+        open_volume(np.zeros(shape))
+    assert hint in str(err.value) and str(shape) in str(err.value)
+
+
+def test_open_volume_of_a_missing_store():
+    with pytest.raises(FileNotFoundError, match="No Zarr store at"):
+        open_volume("/no/such/volume.zarr")
+
+
+# --- predict_chunked -----------------------------------------------------------------------
+
+def test_chunked_prediction_equals_whole_volume():
+    x = noise()
+    chunked = predict_chunked(open_volume(x, chunks=(8, 16, 16)), SMOOTH, halo=RADIUS)
+    assert chunked.numblocks == (3, 4, 4)
+    whole = SMOOTH(x)
+    assert np.abs(chunked.compute() - whole).max() < 1e-6
+    assert whole.std() > 0.01                           # the function does something
+
+
+def test_a_halo_below_the_receptive_radius_makes_seams():
+    x = noise()
+    seamed = predict_chunked(open_volume(x, chunks=(8, 16, 16)), SMOOTH, halo=1).compute()
+    assert np.abs(seamed - SMOOTH(x)).max() > 1e-3
+
+
+def test_a_last_chunk_thinner_than_the_halo_joins_the_one_before():
+    x = noise((30, 64, 64))                             # chunks of 8 in Z, the last of 6
+    chunked = predict_chunked(open_volume(x, chunks=(8, 32, 32)), SMOOTH, halo=7)
+    assert chunked.chunks[0] == (8, 8, 14)
+    assert np.abs(chunked.compute() - SMOOTH(x)).max() < 1e-6
+
+
+def test_halo_per_axis():
+    x = noise()
+    smooth_yx = partial(ndi.gaussian_filter, sigma=(0, 1.0, 1.0), mode="constant")
+    chunked = predict_chunked(open_volume(x, chunks=(8, 16, 16)), smooth_yx, halo=(0, 4, 4))
+    assert np.abs(chunked.compute() - smooth_yx(x)).max() < 1e-6
+
+
+def test_chunked_network_equals_whole_volume_and_why_the_edges_are_not_mirrored():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv3d(4, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv3d(4, 1, 3, padding=1)).eval()   # radius 3
+
+    def predict(v):
+        with torch.no_grad():
+            return net(torch.from_numpy(v)[None, None])[0, 0].numpy()
+
+    x = open_volume(noise((16, 32, 32)), chunks=(8, 16, 16))
+    whole = predict(noise((16, 32, 32)))
+    assert np.abs(predict_chunked(x, predict, halo=3).compute() - whole).max() < 1e-5
+    # A mirrored border at the volume's edges (Dask's boundary="reflect") replaces the
+    # network's own zero padding there: the edges differ.
+    mirrored = da.map_overlap(predict, x, depth=3, boundary="reflect", dtype=np.float32)
+    assert np.abs(mirrored.compute() - whole).max() > 1e-3
+
+
+def test_output_channels_in_front():
+    x = noise()
+    two = predict_chunked(open_volume(x, chunks=(8, 16, 16)),
+                          lambda v: np.stack([SMOOTH(v), -SMOOTH(v)]), halo=RADIUS,
+                          out_channels=2)
+    assert two.shape == (2, 24, 64, 64)
+    out = two.compute()
+    assert np.abs(out[0] - SMOOTH(x)).max() < 1e-6 and np.abs(out[1] + SMOOTH(x)).max() < 1e-6
+
+
+def test_predict_fn_must_keep_the_shape():
+    x = open_volume(noise(), chunks=(8, 32, 32))
+    with pytest.raises(ValueError, match=r"returned shape \(2, .*out_channels=C"):
+        predict_chunked(x, lambda v: np.stack([v, v]), halo=2).compute()
+
+
+@pytest.mark.parametrize("halo, message", [(-1, "halo must be"), ((2, 2), "halo must be"),
+                                           (9, "larger than the chunks there")])
+def test_halo_errors(halo, message):
+    with pytest.raises(ValueError, match=message):
+        predict_chunked(open_volume(noise(), chunks=(8, 16, 16)), SMOOTH, halo=halo)
+
+
+# --- label_chunked: connected components ---------------------------------------------------
+
+def test_a_block_across_chunk_borders_is_one_instance():
+    fg = np.zeros((16, 16, 16), bool)
+    fg[5:11, 2:14, 6:10] = True                     # crosses the borders at 8 in Z and Y
+    labels = label_chunked(open_volume(fg, chunks=(8, 8, 8))).compute()
+    assert labels.max() == 1 and np.array_equal(labels > 0, fg)
+
+
+def test_blocks_touching_by_an_edge_across_a_border_stay_two():
+    fg = np.zeros((16, 16, 16), bool)
+    fg[4:8, 4:8, 2:6] = True
+    fg[8:12, 8:12, 2:6] = True                      # meets the first along an edge only
+    labels = label_chunked(open_volume(fg, chunks=(8, 8, 8))).compute()
+    assert labels.max() == 2 == ndi.label(fg)[1]
+
+
+def test_a_u_shape_joined_through_another_chunk_is_one_instance():
+    fg = np.zeros((8, 16, 16), bool)
+    fg[2:4, 2:4, 2:12] = True                       # two arms in the chunks x < 8 ...
+    fg[2:4, 10:12, 2:12] = True
+    fg[2:4, 2:12, 10:12] = True                     # ... joined only in the chunks x >= 8
+    labels = label_chunked(open_volume(fg, chunks=(8, 8, 8))).compute()
+    assert labels.max() == 1
+
+
+@pytest.mark.parametrize("use_store", [False, True])
+def test_chunked_labels_equal_whole_volume_labels(tmp_path, use_store):
+    fg = blobs()
+    whole, n = ndi.label(fg)
+    store = tmp_path / "labels" if use_store else None
+    labels = label_chunked(open_volume(fg, chunks=(8, 16, 16)), store=store)
+    result = labels.compute()
+    assert n > 20 and result.dtype == np.int32
+    assert same_instances(result, whole)
+    assert np.array_equal(np.unique(result), np.arange(n + 1))   # numbered 1..n
+    if use_store:                                   # the result is read from the store
+        assert np.array_equal(open_volume(store / "labels").compute(), result)
+
+
+def test_a_map_is_thresholded():
+    values = ndi.gaussian_filter(noise(), 2.0)
+    labels = label_chunked(open_volume(values, chunks=(8, 16, 16)), threshold=0.52)
+    assert same_instances(labels.compute(), ndi.label(values > 0.52)[0])
+
+
+@pytest.mark.parametrize("volume, kwargs, message", [
+    (np.zeros((8, 8, 8)), {}, "give threshold="),
+    (np.zeros((8, 8, 8), bool), {"threshold": 0.5}, "give no threshold"),
+    (np.zeros((8, 8, 8)), {"threshold": 0.5, "seed_threshold": 0.4, "halo": 2},
+     "must be above threshold"),
+    (np.zeros((8, 8, 8)), {"threshold": 0.1, "seed_threshold": 0.5}, "give halo="),
+])
+def test_label_chunked_errors(volume, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        label_chunked(volume, **kwargs)
+
+
+# --- label_chunked: seeds grown by a watershed ---------------------------------------------
+
+def test_touching_nuclei_split_by_a_chunk_border_stay_two():
+    # Two balls of radius 6 meeting at the plane z = 16, which is also a chunk border.
+    grid = np.indices((32, 32, 32), dtype=np.float32)
+    values = np.zeros((32, 32, 32), np.float32)
+    for z in (10.4, 21.5):
+        r = np.sqrt((grid[0] - z) ** 2 + (grid[1] - 15.6) ** 2 + (grid[2] - 16.3) ** 2)
+        values = np.maximum(values, 1 - r / 6.0)
+    x = open_volume(values, chunks=(16, 16, 16))
+    assert label_chunked(x, threshold=0.05).max().compute() == 1      # touching: one region
+    labels = label_chunked(x, threshold=0.05, seed_threshold=0.5, halo=12).compute()
+    assert labels.max() == 2
+    assert set(np.unique(labels[:15])) == {0, 1} and set(np.unique(labels[17:])) == {0, 2}
+    assert same_instances(labels, grow_whole(values, threshold=0.05, seed_threshold=0.5))
+
+
+def test_chunked_watershed_equals_whole_volume_watershed(tmp_path):
+    values = balls()         # 40 voxels in Z: the last chunk (8) is thinner than the halo
+    whole = grow_whole(values, threshold=0.05, seed_threshold=0.5)
+    labels = label_chunked(open_volume(values, chunks=(16, 16, 16)), threshold=0.05,
+                           seed_threshold=0.5, halo=12, store=tmp_path / "labels")
+    result = labels.compute()
+    assert whole.max() >= 10
+    assert instance_f1(whole, result) == 1.0
+    assert same_instances(result, whole)
+    # Without a halo, each chunk grows the seeds without seeing its neighbours' voxels.
+    no_halo = label_chunked(open_volume(values, chunks=(16, 16, 16)), threshold=0.05,
+                            seed_threshold=0.5, halo=0).compute()
+    assert not same_instances(no_halo, whole)
+
+
+# --- write_ome_zarr ------------------------------------------------------------------------
+
+def test_ome_zarr_round_trip_with_voxel_size(tmp_path):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    path = str(tmp_path / "nuclei.ome.zarr")
+    image = noise((12, 32, 40))
+    labels = ndi.label(image > 0.9)[0]
+    write_ome_zarr(path, image, labels, voxel_size=(2.0, 0.5, 0.25), chunks=(6, 16, 16))
+    nodes = list(Reader(parse_url(path))())
+    found = {str(n.zarr.path).rstrip("/").split("/")[-1]: n for n in nodes if n.data}
+    assert set(found) == {"nuclei.ome.zarr", "labels"}
+    for name, expected in (("nuclei.ome.zarr", image), ("labels", labels)):
+        node = found[name]
+        assert len(node.data) == 1 and np.array_equal(np.asarray(node.data[0]), expected)
+        scale = node.metadata["coordinateTransformations"][0][0]
+        assert scale == {"type": "scale", "scale": [2.0, 0.5, 0.25]}
+        assert [a["unit"] for a in node.metadata["axes"]] == ["micrometer"] * 3
+    assert open_volume(path).chunksize == (6, 16, 16)
+    assert open_volume(path + "/labels/labels").dtype == np.int32
+
+
+def test_labels_are_added_to_an_existing_image(tmp_path):
+    path = tmp_path / "v.ome.zarr"
+    write_ome_zarr(path, noise((8, 16, 16)), voxel_size=(1, 1, 1))
+    labels = np.zeros((8, 16, 16), np.int32)
+    labels[2:4, 2:4, 2:4] = 7
+    write_ome_zarr(path, labels=labels, voxel_size=(1, 1, 1), labels_name="nuclei")
+    assert np.array_equal(open_volume(path / "labels" / "nuclei").compute(), labels)
+    assert np.array_equal(open_volume(path).compute(), noise((8, 16, 16)))
+    with pytest.raises(ValueError, match="do not match the image"):
+        write_ome_zarr(path, labels=labels[:4], voxel_size=(1, 1, 1))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"voxel_size": (1, 1, 1)}, ValueError, "Nothing to write"),
+    ({"image": np.zeros((4, 4, 4)), "voxel_size": (1, 1)}, ValueError, "three positive"),
+    ({"labels": np.zeros((4, 4, 4), int), "voxel_size": (1, 1, 1)}, FileNotFoundError,
+     "No Zarr store"),
+])
+def test_write_ome_zarr_errors(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        write_ome_zarr(tmp_path / "missing.ome.zarr", **kwargs)
+
+
+# --- The whole chunked path, on one machine and on a cluster -------------------------------
+
+def segment(path, store):
+    """Zarr in, a smoothed map, seeds grown by a watershed, instances out (lazy)."""
+    values = predict_chunked(open_volume(path), SMOOTH, halo=RADIUS)
+    return values, label_chunked(values, threshold=0.02, seed_threshold=0.3, halo=12,
+                                 store=store)
+
+
+def test_chunked_runs_on_a_local_distributed_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    import cloudpickle
+    x = balls()
+    z = zarr.open(str(tmp_path / "v.zarr"), mode="w", shape=x.shape, chunks=(16, 16, 16),
+                  dtype=np.float32)
+    z[:] = x
+    values, labels = segment(tmp_path / "v.zarr", None)      # labels kept in memory
+    one_values, one_labels = values.compute(scheduler="threads"), labels.compute()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        values, labels = segment(tmp_path / "v.zarr", tmp_path / "cluster.zarr")
+        # Workers in other processes or on other machines receive the tasks pickled.
+        cloudpickle.loads(cloudpickle.dumps(dict(values.__dask_graph__())))
+        out = tmp_path / "out.ome.zarr"
+        write_ome_zarr(out, values, labels, voxel_size=(1, 0.5, 0.5))
+    assert np.abs(open_volume(out).compute() - one_values).max() < 1e-6
+    cluster_labels = open_volume(out / "labels" / "labels").compute()
+    assert one_labels.max() >= 10
+    assert np.array_equal(cluster_labels, one_labels)
+    whole = grow_whole(SMOOTH(x), threshold=0.02, seed_threshold=0.3)
+    assert instance_f1(whole, cluster_labels) == 1.0
