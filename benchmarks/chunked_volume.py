@@ -177,20 +177,9 @@ def run_child(config: dict) -> dict:
 # --- Chunked against whole, on a volume that fits ------------------------------------------
 
 def instance_f1(true, pred, *, threshold=0.5) -> float:
-    """F1 of a one-to-one matching of instances at IoU >= threshold."""
-    from scipy.optimize import linear_sum_assignment
-
-    t_ids, t = np.unique(true, return_inverse=True)
-    p_ids, p = np.unique(pred, return_inverse=True)
-    overlap = np.zeros((len(t_ids), len(p_ids)))
-    np.add.at(overlap, (t.ravel(), p.ravel()), 1)
-    overlap = overlap[np.ix_(t_ids > 0, p_ids > 0)]
-    t_area = np.bincount(t.ravel())[t_ids > 0]
-    p_area = np.bincount(p.ravel())[p_ids > 0]
-    iou = overlap / np.maximum(t_area[:, None] + p_area[None, :] - overlap, 1)
-    rows, cols = linear_sum_assignment(-iou)
-    tp = int((iou[rows, cols] >= threshold).sum())
-    return 2 * tp / (len(t_area) + len(p_area)) if len(t_area) + len(p_area) else 1.0
+    """F1 of the one-to-one matching of 3D instances at IoU >= threshold (the course's)."""
+    from dlbio_teach.metrics import match_instances
+    return match_instances(true, pred, threshold=threshold, axes="ZYX")["f1"]
 
 
 def chunked_vs_whole(shape=(64, 256, 256), chunks=(32, 64, 64), *, seed=0) -> dict:
