@@ -393,6 +393,15 @@ def _open_group(path, mode: str):
     return zarr.open_group(parse_url(str(path), mode=mode).store, mode=mode)
 
 
+def _storage_options(volume) -> dict:
+    """Chunks of the store, and with zarr 2 the "/" between chunk indices: Dask 2025.12 and
+    later build the store from these options and no longer pass on ome-zarr's separator."""
+    options = {"chunks": volume.chunksize}
+    if int(zarr.__version__.split(".")[0]) < 3:
+        options["dimension_separator"] = "/"
+    return options
+
+
 def _writers():
     """ome_zarr's write_image and write_labels."""
     with warnings.catch_warnings():
@@ -468,7 +477,7 @@ def write_ome_zarr(path, image=None, labels=None, *, voxel_size, chunks=None,
     if image is not None:
         image = _regular(open_volume(image, chunks=chunks))
         shape, group = image.shape, _open_group(path, mode="w")
-        write_image(image, group, storage_options={"chunks": image.chunksize}, **options)
+        write_image(image, group, storage_options=_storage_options(image), **options)
     else:
         shape, group = open_volume(path).shape, _open_group(path, mode="a")
     if labels is not None:
@@ -480,5 +489,5 @@ def write_ome_zarr(path, image=None, labels=None, *, voxel_size, chunks=None,
         # tasks reshape the labels for that, rather than a cluster-wide shuffle.
         with dask.config.set({"array.rechunk.method": "tasks"}):
             write_labels(labels.astype(np.int32), group, name=labels_name,
-                         storage_options={"chunks": labels.chunksize}, **options)
+                         storage_options=_storage_options(labels), **options)
     return str(path)

@@ -109,7 +109,7 @@ class RestorationConfig:
 
     @property
     def ndim(self) -> int:
-        """Spatial axes of the images: 2, or 3 for volumes."""
+        """How many spatial axes the images have (2, or 3 for volumes)."""
         return spatial_ndim(self.axes)
 
     @classmethod

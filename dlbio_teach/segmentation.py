@@ -545,7 +545,7 @@ class SegmentationConfig:
 
     @property
     def ndim(self) -> int:
-        """Spatial axes: 2 for images, 3 for volumes."""
+        """How many spatial axes the images have (2, or 3 for volumes)."""
         return spatial_ndim(self.axes)
 
     @property

@@ -60,9 +60,10 @@ DEFAULT_N_RAYS_3D = 96
 PROB_THRESHOLDS = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
 #: The NMS overlap thresholds that tuning tries.
 NMS_THRESHOLDS = (0.3, 0.4, 0.5)
-#: Those tried for volumes: fewer and none below 0.3, as the NMS of polyhedra takes
-#: seconds on a CPU, the longer the lower the probability threshold (the more candidates).
+#: The probability thresholds tried for volumes, fewer and none below 0.3, because the NMS
+#: of polyhedra takes seconds on a CPU, the longer the lower the threshold (more candidates).
 PROB_THRESHOLDS_3D = (0.3, 0.4, 0.5, 0.6, 0.7)
+#: The NMS overlap thresholds tried for volumes.
 NMS_THRESHOLDS_3D = (0.3, 0.5)
 
 

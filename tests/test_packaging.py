@@ -29,7 +29,7 @@ def _declared_floors() -> dict:
     if tomllib is not None:
         deps = tomllib.loads(text)["project"]["dependencies"]
     else:
-        block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+        block = text.split("dependencies = [", 1)[1].split("\n]", 1)[0]   # not dask[array]'s
         deps = re.findall(r'"([^"]+)"', block)
     floors = {}
     for dep in deps:
