@@ -298,6 +298,20 @@ def _connected(foreground: da.Array, store, name: str) -> da.Array:
     return _keep(joined, store, name)[0]
 
 
+def _drop_small(labels: da.Array, min_size: int) -> da.Array:
+    """Labels numbered 1..n with those of fewer than ``min_size`` voxels (summed over the
+    chunks) set to 0, the others renumbered 1, 2, ..."""
+    n = int(labels.max().compute())
+    count = partial(np.bincount, minlength=n + 1)
+    sizes = sum(dask.compute(*[dask.delayed(count)(block.ravel())
+                               for block in labels.to_delayed().ravel()]))
+    keep = sizes >= min_size
+    keep[0] = False
+    lut = np.zeros(n + 1, np.int32)
+    lut[keep] = np.arange(1, keep.sum() + 1, dtype=np.int32)
+    return labels.map_blocks(lambda block: lut[block], dtype=np.int32)
+
+
 def _grow_block(values: np.ndarray, seeds: np.ndarray, *, threshold: float) -> np.ndarray:
     from skimage.segmentation import watershed
 
@@ -305,7 +319,8 @@ def _grow_block(values: np.ndarray, seeds: np.ndarray, *, threshold: float) -> n
 
 
 def label_chunked(volume_map, *, threshold: float | None = None,
-                  seed_threshold: float | None = None, halo=None, store=None) -> da.Array:
+                  seed_threshold: float | None = None, halo=None, store=None,
+                  min_seed_size: int = 0) -> da.Array:
     """Instance labels of a chunked volume, joined across chunk borders.
 
     Without ``seed_threshold``: the connected regions (voxels touching by a face) of the
@@ -333,6 +348,11 @@ def label_chunked(volume_map, *, threshold: float | None = None,
         Above ``threshold``; seeds are ``volume_map > seed_threshold``.
     halo : int or tuple of 3 ints, optional
         Context for the watershed (with ``seed_threshold`` only).
+    min_seed_size : int
+        With ``seed_threshold``: seeds of fewer voxels (counted over the whole volume,
+        across chunks) are dropped before growing, as
+        :func:`~dlbio_teach.segmentation.instances_from_maps` drops them (its ``min_size``):
+        specks of noise above the seed threshold would otherwise become nuclei.
     store : str or Path, optional
         A folder where the labels are kept, chunk by chunk: Zarr arrays ``labels`` (the
         result), ``chunk_labels`` (each chunk labelled alone) and, with
@@ -373,6 +393,8 @@ def label_chunked(volume_map, *, threshold: float | None = None,
                          "of the largest nucleus, in voxels.")
     _with_halo(x, halo)                                  # check the halo first
     seeds = _connected(x > seed_threshold, store, "seeds")
+    if min_seed_size > 1:
+        seeds = _drop_small(seeds, min_seed_size)
     (x, depth), (seeds, _) = _with_halo(x, halo), _with_halo(seeds, halo)
     grow = partial(_grow_block, threshold=threshold)
     grown = da.map_overlap(grow, x, seeds, depth=depth, boundary="none", trim=True,

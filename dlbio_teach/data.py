@@ -157,7 +157,7 @@ REGISTRY: dict[str, Dataset] = {d.name: d for d in [
                  "doi:10.1109/WACV45572.2020.9093435",
         source="https://github.com/stardist/stardist",
         mirrored=False,
-        chapters=(),
+        chapters=("volumes",),
     ),
     Dataset(
         name="blobs",

@@ -296,6 +296,24 @@ def majority_mask(answer, *, masks) -> bool:
 
 
 @check.register
+def voxel_anisotropy(answer, *, labels) -> bool:
+    """Chapter 6: how many times longer a voxel is along z than along y, read from the
+    nuclei of an instance mask ``(Z, Y, X)`` (nuclei are about round in the sample)."""
+    from .segmentation import anisotropy_from_labels
+
+    z, y, _ = anisotropy_from_labels(labels)
+    expected = z / y
+    ok = abs(float(answer) - expected) <= 0.1 * expected
+    hint = ("that is the ratio the other way round: a nucleus spans fewer planes than "
+            "pixels, so each plane is thicker than a pixel is wide."
+            if abs(float(answer) * expected - 1) <= 0.1 else
+            "compare how far a nucleus extends along y (pixels) with how far along z "
+            "(planes): take the median over the nuclei of each extent, then their ratio.")
+    return _report(ok, f"a voxel is about {expected:.1f} times longer along z than along y.",
+                   hint)
+
+
+@check.register
 def daughters(answer, *, tracks, mother: int) -> bool:
     """Chapter 7: the daughters of track ``mother`` in a CTC track table (rows ``L B E P``)."""
     table = np.asarray(tracks).reshape(-1, 4)

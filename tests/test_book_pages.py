@@ -223,7 +223,7 @@ def test_own_data_page_runs_on_synthetic_tiffs(tmp_path, monkeypatch, capsys):
     on three noisy synthetic images with their clean versions and two instance masks."""
     import tifffile
 
-    from dlbio_teach.synthetic import add_poisson_gaussian_noise, nuclei
+    from dlbio_teach.synthetic import add_poisson_gaussian_noise, nuclei, nuclei_volume
 
     blocks = _python_blocks("book/own_data.md")
     assert len(blocks) >= 6, "book/own_data.md: its code blocks were not found"
@@ -238,6 +238,14 @@ def test_own_data_page_runs_on_synthetic_tiffs(tmp_path, monkeypatch, capsys):
                          (clean * 1000 + 100).astype(np.uint16))
         if i < 2:
             tifffile.imwrite(tmp_path / "my_masks" / f"field{i}.tif", labels.astype(np.uint16))
+    (tmp_path / "my_stacks").mkdir()
+    for i in range(2):          # ImageJ hyperstacks with their voxel size, (Z, Y, X)
+        clean, _ = nuclei_volume((16, 96, 96), n_nuclei=12, seed=i)
+        raw = np.clip(add_poisson_gaussian_noise(clean, photons=20, seed=i) * 1000 + 100,
+                      0, 65535).astype(np.uint16)
+        tifffile.imwrite(tmp_path / "my_stacks" / f"stack{i}.tif", raw, imagej=True,
+                         resolution=(1 / 0.5, 1 / 0.5),
+                         metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"})
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "own_data_page"}
     for i, block in enumerate(blocks, start=1):
@@ -262,6 +270,17 @@ def test_own_data_page_runs_on_synthetic_tiffs(tmp_path, monkeypatch, capsys):
         assert (results / weights).is_file()
     for written in ("run_record.json", "MODEL_CARD.md", "CHECKLIST.md"):
         assert (results / "unet_run" / written).is_file()
+    assert "stack0.tif: (16, 96, 96) (Z, Y, X), voxel size (1.5, 0.5, 0.5) um" in out, out
+    from dlbio_teach.chunked import open_volume
+    for i in range(2):
+        with tifffile.TiffFile(results / f"stack{i}_nuclei_3d.tif") as tif:
+            labels = tif.asarray()
+            assert tif.imagej_metadata["spacing"] == 1.5
+        assert labels.shape == (16, 96, 96) and labels.max() > 3
+        assert tifffile.imread(results / f"stack{i}_n2v_3d.tif").shape == (16, 96, 96)
+        in_zarr = open_volume(results / f"stack{i}.ome.zarr" / "labels" / "labels").compute()
+        assert np.array_equal(in_zarr, labels)
+    assert (results / "n2v_3d_weights.pt").is_file()
 
 
 

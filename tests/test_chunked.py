@@ -41,8 +41,12 @@ def balls(shape=(40, 48, 48), n=16, seed=0):
     return out
 
 
-def grow_whole(values, *, threshold, seed_threshold):
-    return watershed(-values, ndi.label(values > seed_threshold)[0], mask=values > threshold)
+def grow_whole(values, *, threshold, seed_threshold, min_seed_size=0):
+    seeds = ndi.label(values > seed_threshold)[0]
+    small = np.bincount(seeds.ravel()) < min_seed_size
+    small[0] = False
+    seeds[small[seeds]] = 0
+    return watershed(-values, seeds, mask=values > threshold)
 
 
 def same_instances(a, b) -> bool:
@@ -267,6 +271,22 @@ def test_chunked_watershed_equals_whole_volume_watershed(tmp_path):
     no_halo = label_chunked(open_volume(values, chunks=(16, 16, 16)), threshold=0.05,
                             seed_threshold=0.5, halo=0).compute()
     assert not same_instances(no_halo, whole)
+
+
+def test_small_seeds_are_dropped_as_in_the_whole_volume(tmp_path):
+    values = balls()
+    specks = np.zeros_like(values)
+    specks[[3, 20, 36], [30, 15, 40], [7, 31, 16]] = 0.9    # single voxels above the seeds'
+    values = np.maximum(values, specks)                     # threshold: noise, not nuclei
+    whole = grow_whole(values, threshold=0.05, seed_threshold=0.5, min_seed_size=5)
+    labels = label_chunked(open_volume(values, chunks=(16, 16, 16)), threshold=0.05,
+                           seed_threshold=0.5, halo=12, min_seed_size=5,
+                           store=tmp_path / "labels").compute()
+    assert same_instances(labels, whole)
+    assert labels.max() == len(np.unique(labels)) - 1          # numbered 1, 2, ... n
+    with_specks = label_chunked(open_volume(values, chunks=(16, 16, 16)), threshold=0.05,
+                                seed_threshold=0.5, halo=12).compute()
+    assert with_specks.max() >= labels.max() + 3
 
 
 # --- write_ome_zarr ------------------------------------------------------------------------

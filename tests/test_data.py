@@ -369,7 +369,8 @@ def test_dataset_cards_on_pages_match_the_registry(page):
 
 CHAPTERS = {"basics": "01_nn_basics", "restoration": "02_restoration",
             "segmentation": "03_segmentation", "validation": "04_validation",
-            "reporting": "05_reporting", "tracking": "07_tracking"}
+            "reporting": "05_reporting", "volumes": "06_volumes",
+            "tracking": "07_tracking"}
 
 # load("name"), fetch("name"), data.load("name"), fetch_or_fallback("name", "other"): the
 # names that the notebooks' code cells fetch. (np.load("x.npy"), RunRecord.load(...) and

@@ -28,7 +28,8 @@ def test_available_checkers():
                                  "threshold_split", "hygiene_steps",
                                  "images_to_halve_ci", "majority_mask", "weights_sha256",
                                  "package_preprocessing", "trainable_parameters",
-                                 "daughters", "frame_links", "prediction"])
+                                 "daughters", "frame_links", "prediction",
+                                 "voxel_anisotropy"])
 
 
 @pytest.mark.parametrize(("answer", "before", "after", "ok"), [
@@ -265,3 +266,24 @@ def test_majority_mask(capsys):
     assert "more than half" in out
     out = verdict(capsys, check.majority_mask(masks, masks=masks), False)
     assert "shape" in out
+
+
+# --- voxel_anisotropy -------------------------------------------------------------------------
+
+def _stretched_balls(factor: int):
+    """Two balls of radius 6 pixels, sampled every ``factor`` pixels along z."""
+    zz, yy, xx = np.mgrid[:48, :32, :48]
+    labels = np.zeros((48, 32, 48), np.int32)
+    for value, centre in ((1, (24, 16, 12)), (2, (24, 16, 34))):
+        inside = sum((a - c) ** 2 for a, c in zip((zz, yy, xx), centre)) <= 36
+        labels[inside] = value
+    return labels[::factor]
+
+
+def test_voxel_anisotropy(capsys):
+    labels = _stretched_balls(3)   # each ball: 13 pixels along y, planes 18, 21, .., 30 along z
+    verdict(capsys, check.voxel_anisotropy(13 / 5, labels=labels), True)
+    out = verdict(capsys, check.voxel_anisotropy(5 / 13, labels=labels), False)
+    assert "other way round" in out
+    verdict(capsys, check.voxel_anisotropy(1.0, labels=labels), False)
+    verdict(capsys, check.voxel_anisotropy(1.0, labels=_stretched_balls(1)), True)
