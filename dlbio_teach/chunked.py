@@ -301,10 +301,13 @@ def _connected(foreground: da.Array, store, name: str) -> da.Array:
 def _drop_small(labels: da.Array, min_size: int) -> da.Array:
     """Labels numbered 1..n with those of fewer than ``min_size`` voxels (summed over the
     chunks) set to 0, the others renumbered 1, 2, ..."""
-    n = int(labels.max().compute())
-    count = partial(np.bincount, minlength=n + 1)
-    sizes = sum(dask.compute(*[dask.delayed(count)(block.ravel())
-                               for block in labels.to_delayed().ravel()]))
+    # One pass over the chunks: each chunk's counts, padded to the longest, summed.
+    counts = dask.compute(*[dask.delayed(np.bincount)(block.ravel())
+                            for block in labels.to_delayed().ravel()])
+    sizes = np.zeros(max(len(c) for c in counts), np.int64)
+    for c in counts:
+        sizes[:len(c)] += c
+    n = len(sizes) - 1
     keep = sizes >= min_size
     keep[0] = False
     lut = np.zeros(n + 1, np.int32)
