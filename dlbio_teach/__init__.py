@@ -10,7 +10,7 @@ Modules, in the order data flows through them (a module imports only those befor
 :mod:`viz`, :mod:`widgets`, :mod:`exercises`, :mod:`readings` and :mod:`lessons` (for the
 chapters' check cells and their lessons over seeds) may read from any of them.
 """
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 from .runtime import setup_course  # noqa: E402
 

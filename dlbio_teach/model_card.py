@@ -130,7 +130,85 @@ def _details_section(record: RunRecord) -> list[str]:
             f"- **Constructor arguments:** `{json.dumps(m.get('kwargs', {}), sort_keys=True)}`",
             f"- **Weights:** {weights}",
             f"- **Recorded:** {record.created}, trained with dlbio_teach "
-            f"{record.versions.get('dlbio_teach', '?')}", ""]
+            f"{record.versions.get('dlbio_teach', '?')}", *_volume_lines(record), ""]
+
+
+# --------------------------------------------------------------------------------------
+# Volumes: axes, voxel size, patch size
+# --------------------------------------------------------------------------------------
+
+def _is_volume_record(record: RunRecord) -> bool:
+    """A run on volumes: its settings say ``axes="ZYX"`` (the 3D trainings of
+    ``segmentation`` and ``restoration``) or its network was built with ``ndim=3``."""
+    axes = record.hyperparameters.get("axes")
+    kwargs = record.model.get("kwargs") or {}
+    return (isinstance(axes, str) and axes.upper() == "ZYX") or kwargs.get("ndim") == 3
+
+
+def _zyx(values, unit: str = "") -> str:
+    """Three sides as ``16 x 32 x 32`` (one value: the same along each axis)."""
+    values = list(values) if isinstance(values, (list, tuple)) else [values] * 3
+    return " x ".join(_fmt(v) for v in values) + (f" {unit}" if unit else "")
+
+
+def _recorded(record: RunRecord, key: str):
+    """A setting of the run: in its hyper-parameters, else in its synthetic data's
+    description."""
+    if key in record.hyperparameters:
+        return record.hyperparameters[key]
+    return record.synthetic_data.get(key)
+
+
+def _volume_lines(record: RunRecord) -> list[str]:
+    """The lines of the model details that only a run on volumes has (none for images,
+    whose cards stay as they were): the axes, the voxel size (``voxel_size``, with
+    ``voxel_unit``, in the hyper-parameters or the synthetic data's description), the
+    anisotropy the training used, the patch size and the U-Net's downsampling per axis.
+
+    Examples
+    --------
+    >>> rec = RunRecord(created="", versions={}, hardware={}, seed=0, profile={},
+    ...     hyperparameters={"axes": "ZYX", "anisotropy": [2, 1, 1],
+    ...                      "patch_size": [16, 32, 32], "voxel_size": [1.0, 0.5, 0.5],
+    ...                      "voxel_unit": "micrometer"}, datasets={}, splits={},
+    ...     history={}, metrics={},
+    ...     model={"class_name": "UNet", "kwargs": {"depth": 2, "ndim": 3, "pool_z": False}})
+    >>> for line in _volume_lines(rec):
+    ...     print(line)
+    - **Axes:** ZYX: the network takes volumes, a batch (N, C, Z, Y, X)
+    - **Voxel size (z, y, x):** 1 x 0.5 x 0.5 micrometer
+    - **Anisotropy (z, y, x):** 2 x 1 x 1 (relative voxel size used in training)
+    - **Patch size (z, y, x):** 16 x 32 x 32 voxels
+    - **Downsampling (z, y, x):** 1 x 4 x 4 (2 pooling steps; Z never halved: pool_z=False)
+    """
+    if not _is_volume_record(record):
+        return []
+    lines = ["- **Axes:** ZYX: the network takes volumes, a batch (N, C, Z, Y, X)"]
+    voxel_size, unit = _recorded(record, "voxel_size"), _recorded(record, "voxel_unit")
+    anisotropy = record.hyperparameters.get("anisotropy")
+    if voxel_size is not None:
+        lines.append("- **Voxel size (z, y, x):** "
+                     + _zyx(voxel_size, str(unit) if unit else "(unit not recorded)"))
+    if anisotropy is not None:
+        lines.append(f"- **Anisotropy (z, y, x):** {_zyx(anisotropy)} (relative voxel "
+                     "size used in training)")
+    elif "anisotropy" in record.hyperparameters:
+        lines.append("- **Anisotropy (z, y, x):** none given: trained as if the voxels "
+                     "were cubic")
+    if voxel_size is None and anisotropy is None:
+        lines.append("- **Voxel size (z, y, x):** not recorded: ask the authors before "
+                     "using the model on volumes of another sampling")
+    patch = record.hyperparameters.get("patch_size")
+    if patch is not None:
+        lines.append(f"- **Patch size (z, y, x):** {_zyx(patch)} voxels")
+    kwargs = record.model.get("kwargs") or {}
+    if record.model.get("class_name") == "UNet" and isinstance(kwargs.get("depth"), int):
+        depth, pool_z = kwargs["depth"], kwargs.get("pool_z", True)
+        factors = [2 ** depth if pool_z else 1, 2 ** depth, 2 ** depth]
+        lines.append(f"- **Downsampling (z, y, x):** {_zyx(factors)} ({depth} pooling "
+                     "steps; " + ("Z halved with Y and X" if pool_z
+                                  else "Z never halved: pool_z=False") + ")")
+    return lines
 
 
 def _data_section(record: RunRecord) -> list[str]:
@@ -207,6 +285,12 @@ def model_card(record: RunRecord, *, intended_use: str, limitations: str,
     What the record knows (architecture, data with licences and checksums, splits,
     metrics with confidence intervals, hyper-parameters, environment) is filled in; what
     only the authors know (intended use, limitations) must be given.
+
+    The record of a training on volumes (``axes="ZYX"`` in its settings, or a network
+    built with ``ndim=3``) adds to the model details the axes (ZYX), the voxel size
+    (``voxel_size`` and ``voxel_unit`` in the hyper-parameters or the synthetic data's
+    description, when recorded), the anisotropy, the patch size and the U-Net's
+    downsampling along Z, Y and X.
 
     Parameters
     ----------

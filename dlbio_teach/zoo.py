@@ -176,6 +176,9 @@ def _apply_ops(x: np.ndarray, ops: Sequence[Mapping], ids: list) -> np.ndarray:
 # The description
 # --------------------------------------------------------------------------------------
 
+_SPACE_AXES = {2: ("y", "x"), 3: ("z", "y", "x")}
+
+
 @dataclass
 class PackageTensors:
     """The test tensors of a package and how its input is prepared.
@@ -183,7 +186,8 @@ class PackageTensors:
     Attributes
     ----------
     test_input : ndarray
-        ``(N, C, Y, X)`` raw image(s), as a zoo user gives them.
+        ``(N, C, Y, X)`` raw image(s), or ``(N, C, Z, Y, X)`` volume(s) for a network of
+        volumes, as a zoo user gives them.
     model_input : ndarray
         ``test_input`` after ``preprocessing``: what the network sees.
     test_output : ndarray
@@ -191,8 +195,9 @@ class PackageTensors:
         (e.g. class probabilities): what a zoo user gets.
     preprocessing : list of dict
         bioimage.io processing steps (``{"id": ..., "kwargs": {...}}``).
-    step : int
-        Declared sides are ``step * k`` pixels (k >= 1).
+    step : int or tuple of int
+        Declared sides are ``step * k`` pixels (k >= 1); for volumes one step per
+        spatial axis, ``(z, y, x)`` (Z's is 1 for a U-Net that never halves Z).
     channel_names, output_channel_names : list of str
     postprocessing : list of dict
         Steps applied to the network's output (e.g. ``softmax`` over the channels).
@@ -206,6 +211,28 @@ class PackageTensors:
     channel_names: list
     output_channel_names: list
     postprocessing: list = dataclasses.field(default_factory=list)
+
+    @property
+    def space_axes(self) -> tuple:
+        """The spatial axes, ``("y", "x")``, or ``("z", "y", "x")`` for volumes."""
+        return _SPACE_AXES[self.test_input.ndim - 2]
+
+    @property
+    def axes(self) -> list:
+        """All axes of the tensors, batch, channel and then :attr:`space_axes`."""
+        return ["batch", "channel", *self.space_axes]
+
+    @property
+    def steps(self) -> tuple:
+        """:attr:`step` for each of :attr:`space_axes`."""
+        if isinstance(self.step, (int, np.integer)):
+            return (int(self.step),) * len(self.space_axes)
+        return tuple(int(s) for s in self.step)
+
+    @property
+    def layout(self) -> str:
+        """The axes as the descriptions write them, ``(N, C, Y, X)`` or ``(N, C, Z, Y, X)``."""
+        return "(N, C, " + ", ".join(a.upper() for a in self.space_axes) + ")"
 
 
 def _license_id(license: str):
@@ -348,13 +375,15 @@ def _tensor_descrs(tensors: PackageTensors, file) -> tuple:
         TensorId,
     )
 
-    step = tensors.step
+    # Each spatial axis has its own step: a U-Net that never halves Z takes any number
+    # of planes (step 1) but sides of 2**depth pixels in Y and X.
     space_in = [SpaceInputAxis(id=AxisId(a), size=ParameterizedSize(min=step, step=step))
-                for a in ("y", "x")]
+                for a, step in zip(tensors.space_axes, tensors.steps)]
     space_out = [SpaceOutputAxis(id=AxisId(a), size=SizeReference(
-        tensor_id=TensorId("input"), axis_id=AxisId(a))) for a in ("y", "x")]
+        tensor_id=TensorId("input"), axis_id=AxisId(a))) for a in tensors.space_axes]
+    what = "raw image(s)" if len(tensors.space_axes) == 2 else "raw volume(s)"
     inputs = InputTensorDescr(
-        id=TensorId("input"), description="raw image(s), (N, C, Y, X)",
+        id=TensorId("input"), description=f"{what}, {tensors.layout}",
         axes=[BatchAxis(), ChannelAxis(channel_names=[
             str(c) for c in tensors.channel_names]), *space_in],
         data=IntervalOrRatioDataDescr(type=str(tensors.test_input.dtype)),
@@ -363,8 +392,8 @@ def _tensor_descrs(tensors: PackageTensors, file) -> tuple:
     post = [op["id"] for op in tensors.postprocessing]
     outputs = OutputTensorDescr(
         id=TensorId("output"),
-        description=("class probabilities (softmax over the channels), (N, C, Y, X)"
-                     if "softmax" in post else "network output, (N, C, Y, X)"),
+        description=(f"class probabilities (softmax over the channels), {tensors.layout}"
+                     if "softmax" in post else f"network output, {tensors.layout}"),
         axes=[BatchAxis(), ChannelAxis(channel_names=[
             str(c) for c in tensors.output_channel_names]), *space_out],
         data=IntervalOrRatioDataDescr(type="float32"),
@@ -467,7 +496,8 @@ def build_description(root, files: Mapping, tensors: PackageTensors, *, name: st
             return ModelDescr(
                 name=name, description=description.strip(), authors=_as_authors(authors),
                 cite=_as_cites(cites, record), license=_license_id(license),
-                tags=list(dict.fromkeys(["pytorch", "2d", "dlbio-teach", *tags])),
+                tags=list(dict.fromkeys(["pytorch", f"{len(tensors.space_axes)}d",
+                                         "dlbio-teach", *tags])),
                 documentation=file("documentation"), covers=[file("cover")],
                 attachments=[FileDescr(source=root / a, sha256=file_sha256(root / a))
                              for a in files["attachments"]],

@@ -1,4 +1,11 @@
-"""Export a trained network as a BioImage Model Zoo package (format 0.5), offline.
+"""Export a trained 2D or 3D network as a BioImage Model Zoo package (format 0.5), offline.
+
+A network of images (``(N, C, Y, X)``, e.g. ``UNet()``) and a network of volumes
+(``(N, C, Z, Y, X)``, e.g. ``UNet(ndim=3)``, told apart by its configuration's ``ndim``
+or its first convolution being a ``Conv3d``) are exported the same way. For volumes the
+package has the axes batch, channel, z, y, x, each spatial axis with its own step: the
+factor by which the network halves it (``2**depth`` for Y and X; for Z the same, or 1
+for a U-Net with ``pool_z=False``, as its :attr:`~dlbio_teach.models.UNet.multiples` say).
 
 :func:`export_bioimageio` is a short sequence of named steps, each usable on its own:
 
@@ -32,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .prediction import network_in_channels
+from .prediction import network_in_channels, network_ndim
 from .preprocessing import check_network_input
 from .records import RunRecord, _plain, state_sha256
 from .zoo import (
@@ -60,6 +67,7 @@ _INPUT_DTYPES = ("float32", "float64", "uint8", "int8", "uint16", "int16", "uint
 _NAME_RE = re.compile(r"^[A-Za-z0-9_+\- ()]{5,128}$")
 
 _AXES = ["batch", "channel", "y", "x"]
+_AXES_3D = ["batch", "channel", "z", "y", "x"]
 
 # What the network's output becomes in the package (a post-processing step of the spec).
 _OUTPUT_ACTIVATIONS = (None, "softmax", "sigmoid")
@@ -83,14 +91,43 @@ def _check_target(path, name, description, overwrite: bool) -> Path:
     return path
 
 
-def _check_test_input(test_input, in_channels: int | None = None) -> np.ndarray:
-    """``test_input`` as ``(N, C, Y, X)`` for a network of ``in_channels`` channels.
+def _network_ndim(model: torch.nn.Module) -> int:
+    """Spatial axes of a network: 3 when its configuration says ``ndim=3`` (the course's
+    ``UNet(ndim=3)``) or its first convolution is a ``Conv3d``, else 2.
+
+    Examples
+    --------
+    >>> from dlbio_teach.models import UNet
+    >>> _network_ndim(UNet(1, 1, depth=1, base_channels=2, ndim=3))
+    3
+    >>> _network_ndim(torch.nn.Conv2d(1, 1, 3))
+    2
+    """
+    config = getattr(model, "config", None)
+    if isinstance(config, Mapping) and config.get("ndim") in (2, 3):
+        return int(config["ndim"])
+    return network_ndim(model)
+
+
+def _check_test_input(test_input, in_channels: int | None = None,
+                      ndim: int = 2) -> np.ndarray:
+    """``test_input`` as ``(N, C, Y, X)`` for a network of ``in_channels`` channels, or as
+    ``(N, C, Z, Y, X)`` for a network of volumes (``ndim=3``).
 
     Each image goes through :func:`~dlbio_teach.preprocessing.check_network_input`, the
     check of ``predict``, so that a colour image with its channels last, a non-numeric
     dtype or NaN get the course's explanation; a plain mismatch of the channel count is
-    named with the axis it was read from."""
+    named with the axis it was read from. An image given to a network of volumes, or a
+    batch of volumes given to a network of images, is named as such, with the fix."""
     x = np.asarray(test_input)
+    if ndim == 3:
+        return _check_dtype_and_values(_check_volumes(x, in_channels))
+    if x.ndim == 5:
+        raise ValueError(f"test_input has shape {x.shape}, 5 dimensions: a batch of volumes "
+                         "(N, C, Z, Y, X), but the network takes 2D images, 4 dimensions "
+                         "(N, C, Y, X). Export a network of volumes (e.g. UNet(ndim=3)) for "
+                         "volumes, or give this one planes: test_input[:, :, z] for plane z "
+                         "of each volume.")
     if x.ndim not in (2, 3, 4):
         raise ValueError(f"test_input must have 4 dimensions (N, C, Y, X), got shape "
                          f"{x.shape}. For one 2D image use image[None, None].")
@@ -114,6 +151,10 @@ def _check_test_input(test_input, in_channels: int | None = None) -> np.ndarray:
                else "one image (C, Y, X) use image[None]")
         raise ValueError(f"test_input must have 4 dimensions (N, C, Y, X), got shape "
                          f"{x.shape}. For {fix}.")
+    return _check_dtype_and_values(x)
+
+
+def _check_dtype_and_values(x: np.ndarray) -> np.ndarray:
     if x.dtype.name not in _INPUT_DTYPES:
         raise ValueError(f"test_input has dtype {x.dtype}; give one of {_INPUT_DTYPES} "
                          "(e.g. image.astype(np.float32)).")
@@ -122,7 +163,34 @@ def _check_test_input(test_input, in_channels: int | None = None) -> np.ndarray:
     return x
 
 
-def _check_sides(x: np.ndarray, step: int) -> None:
+def _check_volumes(x: np.ndarray, in_channels: int | None) -> np.ndarray:
+    """:func:`_check_test_input` for a network of volumes: ``(N, C, Z, Y, X)``."""
+    if x.ndim != 5:
+        takes = "the network takes volumes, a batch (N, C, Z, Y, X) of 5 dimensions"
+        fix = {2: "A 2D image (Y, X) needs a network of images; for one volume (Z, Y, X) "
+                  "use volume[None, None].",
+               3: "For one volume (Z, Y, X) use volume[None, None].",
+               4: "For one volume (C, Z, Y, X) use volume[None]; for one volume (Z, Y, X) "
+                  "use volume[None, None]; for volumes of one channel (N, Z, Y, X) use "
+                  "volumes[:, None]. A batch of 2D images (N, C, Y, X) needs a network of "
+                  "images (UNet() rather than UNet(ndim=3))."}
+        raise ValueError(f"test_input has shape {x.shape}, {x.ndim} dimension(s), but "
+                         f"{takes}. " + fix.get(x.ndim, "Give (N, C, Z, Y, X)."))
+    if in_channels is not None and x.shape[1] != in_channels:
+        raise ValueError(f"test_input has {x.shape[1]} channel(s) (axis 1 of {x.shape}), "
+                         f"but the network takes {in_channels}: give (N, C, Z, Y, X) with "
+                         f"C = {in_channels}.")
+    for i, volume in enumerate(x):   # dtype, NaN: the explanations of predict
+        check_network_input(volume, in_channels, name=f"test_input[{i}]", axes="ZYX")
+    return x
+
+
+def _check_sides(x: np.ndarray, step) -> None:
+    """The sides of ``x`` must be multiples of ``step``: an int for images, one int per
+    spatial axis ``(z, y, x)`` for volumes (an int applies to each axis)."""
+    if x.ndim == 5:
+        _check_volume_sides(x, step)
+        return
     if step < 1:
         raise ValueError(f"step must be a positive integer, got {step}.")
     if x.shape[2] % step or x.shape[3] % step:
@@ -130,6 +198,68 @@ def _check_sides(x: np.ndarray, step: int) -> None:
         raise ValueError(f"test_input is {x.shape[2]}x{x.shape[3]} pixels, but the package "
                          f"declares sides that are multiples of {step} (2**depth for a "
                          f"U-Net). Crop it: test_input[..., :{ys}, :{xs}].")
+
+
+def _check_volume_sides(x: np.ndarray, step) -> None:
+    steps = _volume_steps(step)
+    sides = x.shape[2:]
+    if not any(n % s for n, s in zip(sides, steps)):
+        return
+    size = "x".join(map(str, sides))
+    declared = (f"multiples of {steps} along (Z, Y, X) (2**depth along each axis the U-Net "
+                "halves, 1 along one it never halves)")
+    small = [f"{a} needs at least {s}" for a, n, s in zip("ZYX", sides, steps) if n < s]
+    if small:
+        raise ValueError(f"test_input is {size} voxels (Z, Y, X), but the package declares "
+                         f"sides that are {declared}: {', '.join(small)}. Give a larger "
+                         "volume.")
+    crop = ", ".join(f":{n // s * s}" for n, s in zip(sides, steps))
+    raise ValueError(f"test_input is {size} voxels (Z, Y, X), but the package declares "
+                     f"sides that are {declared}. Crop it: test_input[..., {crop}].")
+
+
+def _volume_steps(step) -> tuple:
+    """One step per spatial axis ``(z, y, x)`` from an int or a sequence of three.
+
+    Examples
+    --------
+    >>> _volume_steps(4), _volume_steps([1, 4, 4])
+    ((4, 4, 4), (1, 4, 4))
+    """
+    steps = (step,) * 3 if isinstance(step, (int, np.integer)) else tuple(step)
+    if len(steps) != 3 or not all(isinstance(s, (int, np.integer)) and s >= 1
+                                  for s in steps):
+        raise ValueError(f"step must be a positive integer, or one per spatial axis "
+                         f"(z, y, x) for a network of volumes, got {step}.")
+    return tuple(int(s) for s in steps)
+
+
+def _default_step(model: torch.nn.Module, step, ndim: int):
+    """The declared step: ``step`` if given, else the model's own.
+
+    For images an int, ``model.multiple`` (``2**depth`` for the U-Net), else 1. For
+    volumes one int per axis ``(z, y, x)``: ``model.multiples`` (what the U-Net's pooling
+    implies: ``2**depth`` along each axis it halves, 1 along Z with ``pool_z=False``),
+    else ``model.multiple`` along each axis, else 1.
+
+    Examples
+    --------
+    >>> from dlbio_teach.models import UNet
+    >>> _default_step(UNet(depth=2, ndim=3, pool_z=False), None, 3)
+    (1, 4, 4)
+    >>> _default_step(UNet(depth=2), None, 2)
+    4
+    """
+    if ndim == 2:
+        if step is not None and not isinstance(step, (int, np.integer)):
+            raise ValueError(f"step must be one positive integer for a network of images "
+                             f"(the same for Y and X), got {step}.")
+        return int(step or getattr(model, "multiple", 1))
+    if step is None:
+        step = getattr(model, "multiples", None)
+        if step is None or len(step) != 3:
+            step = getattr(model, "multiple", 1)
+    return _volume_steps(step)
 
 
 def _model_kwargs(model: torch.nn.Module, model_kwargs, x: np.ndarray) -> dict:
@@ -203,16 +333,19 @@ def _check_record(record: RunRecord, model: torch.nn.Module, model_kwargs: Mappi
 # Step 1: the test tensors
 # --------------------------------------------------------------------------------------
 
-def _preprocessing_ops(normalize) -> list:
+def _preprocessing_ops(normalize, ndim: int = 2) -> list:
+    """``ensure_dtype``, the percentile normalisation (``scale_range`` over the channels
+    and the ``ndim`` spatial axes of each image: one range per image, or per volume), and
+    ``ensure_dtype`` again."""
     ops = [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}]
     if normalize is not None:
         low, high = map(float, normalize)
         if not 0 <= low < high <= 100 or high <= 1:
             raise ValueError(f"normalize must be percentiles (low, high) with 0 <= low < "
                              f"high <= 100 and high > 1, got {normalize}.")
+        axes = ["channel", "y", "x"] if ndim == 2 else ["channel", "z", "y", "x"]
         ops.append({"id": "scale_range", "kwargs": {
-            "axes": ["channel", "y", "x"], "min_percentile": low, "max_percentile": high,
-            "eps": 1e-6}})
+            "axes": axes, "min_percentile": low, "max_percentile": high, "eps": 1e-6}})
     return ops + [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}]
 
 
@@ -230,7 +363,7 @@ def _postprocessing_ops(output_activation) -> list:
     return []
 
 
-def _run(net: torch.nn.Module, x_model: np.ndarray, x: np.ndarray, step: int) -> np.ndarray:
+def _run(net: torch.nn.Module, x_model: np.ndarray, x: np.ndarray, step) -> np.ndarray:
     try:
         with torch.no_grad():
             y = net(torch.from_numpy(np.ascontiguousarray(x_model)))
@@ -238,15 +371,16 @@ def _run(net: torch.nn.Module, x_model: np.ndarray, x: np.ndarray, step: int) ->
         raise ValueError(f"The model failed on the test input of shape {x.shape} "
                          f"({type(err).__name__}: {err}). Check the number of channels and "
                          f"that the sides suit the network (declared step: {step}).") from err
-    if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[0] != x.shape[0] \
+    if not isinstance(y, torch.Tensor) or y.ndim != x.ndim or y.shape[0] != x.shape[0] \
             or tuple(y.shape[2:]) != tuple(x.shape[2:]):
-        raise ValueError(f"The model must return one (N, C, Y, X) tensor of the input's "
+        layout = "(N, C, Y, X)" if x.ndim == 4 else "(N, C, Z, Y, X)"
+        raise ValueError(f"The model must return one {layout} tensor of the input's "
                          f"size, got {getattr(y, 'shape', type(y))} for input {x.shape}.")
     return y.numpy().astype(np.float32)
 
 
 def describe_tensors(net: torch.nn.Module, test_input: np.ndarray, *,
-                     normalize: tuple | None = (1.0, 99.8), step: int = 1,
+                     normalize: tuple | None = (1.0, 99.8), step: int | tuple = 1,
                      channel_names: Sequence[str] | None = None,
                      output_channel_names: Sequence[str] | None = None,
                      output_activation: str | None = None) -> PackageTensors:
@@ -255,14 +389,18 @@ def describe_tensors(net: torch.nn.Module, test_input: np.ndarray, *,
     Parameters
     ----------
     net : torch.nn.Module
-        The network, on the CPU in evaluation mode (float32).
+        The network, on the CPU in evaluation mode (float32); a network of volumes
+        (``UNet(ndim=3)``, or a first ``Conv3d``) takes volumes.
     test_input : ndarray
-        ``(N, C, Y, X)`` raw image(s); ``Y`` and ``X`` multiples of ``step``.
+        ``(N, C, Y, X)`` raw image(s), ``Y`` and ``X`` multiples of ``step``; for a
+        network of volumes ``(N, C, Z, Y, X)``, each side a multiple of its axis' step.
     normalize : (float, float) or None
-        Percentiles of a ``scale_range`` step over (channel, y, x) of each image;
-        ``None`` when the input is already normalised.
-    step : int
-        Declared sides are ``step * k`` pixels.
+        Percentiles of a ``scale_range`` step over (channel, y, x) of each image, over
+        (channel, z, y, x) of each volume; ``None`` when the input is already normalised.
+    step : int or tuple of int
+        Declared sides are ``step * k`` pixels; for volumes an int for every axis or one
+        per axis ``(z, y, x)``, e.g. ``(1, 4, 4)`` for a U-Net of depth 2 that never
+        halves Z.
     channel_names, output_channel_names : sequence of str, optional
         Default ``channel0``, ``channel1``, ...
     output_activation : {None, "softmax", "sigmoid"}
@@ -284,18 +422,29 @@ def describe_tensors(net: torch.nn.Module, test_input: np.ndarray, *,
     >>> p = describe_tensors(net, x, step=4, output_activation="softmax").test_output
     >>> bool(np.allclose(p.sum(axis=1), 1.0))
     True
+
+    A network of volumes, with one step per axis:
+
+    >>> net3d = torch.nn.Conv3d(1, 1, 3, padding=1).eval()
+    >>> v = describe_tensors(net3d, np.ones((1, 1, 3, 8, 8), np.float32), step=(1, 4, 4))
+    >>> v.test_output.shape, v.steps, v.preprocessing[1]["kwargs"]["axes"]
+    ((1, 1, 3, 8, 8), (1, 4, 4), ['channel', 'z', 'y', 'x'])
     """
     post = _postprocessing_ops(output_activation)
-    x = _check_test_input(test_input, network_in_channels(net))
+    ndim = _network_ndim(net)
+    x = _check_test_input(test_input, network_in_channels(net), ndim)
+    if ndim == 3:
+        step = _volume_steps(step)
     _check_sides(x, step)
-    ops = _preprocessing_ops(normalize)
-    x_model = _apply_ops(x, ops, _AXES)
+    ops = _preprocessing_ops(normalize, ndim)
+    axes = _AXES if ndim == 2 else _AXES_3D
+    x_model = _apply_ops(x, ops, axes)
     y = _run(net, x_model, x, step)
     n_in, n_out = x.shape[1], y.shape[1]
     if output_activation == "softmax" and n_out < 2:
         raise ValueError(f"output_activation='softmax' needs at least 2 output channels "
                          f"(classes), the network gives {n_out}; use 'sigmoid' for one.")
-    y = _apply_ops(y, post, _AXES)
+    y = _apply_ops(y, post, axes)
     channel_names = list(channel_names or [f"channel{i}" for i in range(n_in)])
     output_channel_names = list(output_channel_names or [f"channel{i}" for i in range(n_out)])
     if len(channel_names) != n_in or len(output_channel_names) != n_out:
@@ -364,7 +513,8 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
                       license: str = "MIT", cite: Sequence[Mapping] = (),
                       tags: Sequence[str] = (), architecture=None,
                       callable_name: str | None = None, model_kwargs: Mapping | None = None,
-                      normalize: tuple | None = (1.0, 99.8), step: int | None = None,
+                      normalize: tuple | None = (1.0, 99.8),
+                      step: int | tuple | None = None,
                       channel_names: Sequence[str] | None = None,
                       output_channel_names: Sequence[str] | None = None,
                       output_activation: str | None = None, torchscript: bool = True,
@@ -392,6 +542,15 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
     by ``output_channel_names`` hold probabilities that sum to 1. The network and its
     weights stay the same (a zoo user who fine-tunes it still gets the logits).
 
+    Volumes: a network of volumes (``UNet(ndim=3)``: its configuration's ``ndim`` is 3,
+    or its first convolution is a ``Conv3d``) is exported with a test input
+    ``(N, C, Z, Y, X)`` and the axes batch, channel, z, y, x. Each spatial axis gets its
+    own step, by default the network's :attr:`~dlbio_teach.models.UNet.multiples`: the
+    factor by which its pooling shrinks that axis (Z's is 1 for ``pool_z=False``), and
+    the percentile normalisation runs over each volume (channel, z, y, x). The cover and
+    the sample images show the volume's maximum projection along Z and its stack of
+    planes.
+
     Architecture: the weights entry points at a copy of the file that defines the
     network (``ArchitectureFromFileDescr``), by default ``dlbio_teach/models.py``, which
     imports only ``torch``; a zoo user therefore needs no ``dlbio_teach``. A file that
@@ -405,7 +564,9 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
         The zip to write (``.zip``).
     test_input : ndarray
         ``(N, C, Y, X)`` raw image(s), before normalisation; ``Y`` and ``X`` must be
-        multiples of ``step``.
+        multiples of ``step``. For a network of volumes ``(N, C, Z, Y, X)``
+        (``volume[None, None]`` for one volume ``(Z, Y, X)``), each side a multiple of
+        its axis' step.
     name, description : str
         Zoo name (5-128 letters, digits, spaces, ``_+-()``) and a one-paragraph summary.
     authors : sequence of str or dict
@@ -419,7 +580,7 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
         ``{"text": ..., "doi": ...}`` or ``{"text": ..., "url": ...}``; the
         architecture's and the record's datasets' citations are added.
     tags : sequence of str
-        Added to ``pytorch``, ``2d`` and ``dlbio-teach``.
+        Added to ``pytorch``, ``2d`` (``3d`` for volumes) and ``dlbio-teach``.
     architecture : path, optional
         Self-contained source file of the network; default the file defining its class.
     callable_name : str, optional
@@ -428,11 +589,15 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
         Constructor arguments; default ``model.config``.
     normalize : (float, float) or None
         Percentiles of a ``scale_range`` pre-processing step over (channel, y, x) of each
-        image, as :func:`~dlbio_teach.preprocessing.normalize_percentile` (up to its
-        ``eps``); ``None`` when the input is given already normalised.
-    step : int, optional
+        image (over (channel, z, y, x) of each volume), as
+        :func:`~dlbio_teach.preprocessing.normalize_percentile` (up to its ``eps``);
+        ``None`` when the input is given already normalised.
+    step : int or tuple of int, optional
         Input sides must be ``step * k`` (k >= 1); default ``model.multiple``
-        (``2**depth`` for the U-Net), else 1.
+        (``2**depth`` for the U-Net), else 1. For volumes one per axis ``(z, y, x)`` (an
+        int applies to each); default ``model.multiples`` (``(2**depth,) * 3``, or
+        ``(1, 2**depth, 2**depth)`` for ``pool_z=False``), else ``model.multiple``
+        along each axis, else 1.
     channel_names, output_channel_names : sequence of str, optional
         Default ``channel0``, ``channel1``, ...
     output_activation : {None, "softmax", "sigmoid"}
@@ -468,14 +633,26 @@ def export_bioimageio(model: torch.nn.Module, path, *, test_input: np.ndarray, n
     ...                             authors=["A. Student"])
     ...     out.status, out.max_abs_diff < 1e-5
     ('valid-format', True)
+
+    A 3D U-Net that never halves Z takes volumes of any number of planes:
+
+    >>> net3d = UNet(1, 1, depth=1, base_channels=2, ndim=3, pool_z=False).eval()
+    >>> v = np.random.default_rng(0).random((1, 1, 3, 16, 16), dtype=np.float32)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = export_bioimageio(net3d, Path(tmp) / "demo3d.zip", test_input=v,
+    ...                             name="Demo 3D U-Net", description="An untrained demo.",
+    ...                             authors=["A. Student"], torchscript=False)
+    ...     out.status, out.max_abs_diff < 1e-5
+    ('valid-format', True)
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     path = _check_target(path, name, description, overwrite)
-    x = _check_test_input(test_input, network_in_channels(model))
+    ndim = _network_ndim(model)
+    x = _check_test_input(test_input, network_in_channels(model), ndim)
     model_kwargs = _model_kwargs(model, model_kwargs, x)
     _postprocessing_ops(output_activation)
-    step = int(step or getattr(model, "multiple", 1))
+    step = _default_step(model, step, ndim)
     _check_sides(x, step)
     callable_name = callable_name or type(model).__name__
     architecture = _architecture_file(model, architecture, callable_name)

@@ -4,7 +4,8 @@ Step 3 of :func:`~dlbio_teach.zoo_export.export_bioimageio`, one named helper pe
 file (as CAREamics' ``model_io`` keeps description, README, cover and input/output apart):
 
 * :func:`package_readme` -- the documentation: the model card of the run record;
-* the cover, an input and output side by side (PNG), and the sample images (TIFF);
+* the cover, an input and output side by side (PNG; of a volume, their maximum
+  projections along Z), and the sample images (TIFF; of a volume, its stack of planes);
 * :func:`save_torchscript` -- the network as TorchScript, checked against the network;
 * :func:`stage_files` -- all of them, with the weights, the architecture's source file,
   the test tensors and the run record, in one folder.
@@ -30,20 +31,38 @@ __all__ = ["TORCHSCRIPT_FILE", "package_readme", "save_torchscript", "stage_file
 TORCHSCRIPT_FILE = "weights_torchscript.pt"
 
 
+def _cover_plane(array: np.ndarray) -> np.ndarray:
+    """The first channel of the first image, ``(Y, X)``; of a volume ``(N, C, Z, Y, X)``,
+    its maximum projection along Z (every plane shows, as in a microscope's overview).
+
+    Examples
+    --------
+    >>> v = np.zeros((1, 1, 3, 2, 2), np.float32)
+    >>> v[0, 0, 2, 1, 1] = 5
+    >>> _cover_plane(v).tolist()
+    [[0.0, 0.0], [0.0, 5.0]]
+    """
+    plane = np.asarray(array[0, 0], dtype=np.float32)
+    return plane.max(axis=0) if plane.ndim == 3 else plane
+
+
 def _cover(path: Path, x: np.ndarray, y: np.ndarray) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(4, 2), dpi=100)
+    volume = x.ndim == 5
     for i, (img, label) in enumerate(((x, "input"), (y, "output"))):
         ax = fig.add_subplot(1, 2, i + 1)
-        ax.imshow(np.asarray(img[0, 0], dtype=np.float32), cmap="magma")
-        ax.set_title(label, fontsize=8)
+        ax.imshow(_cover_plane(img), cmap="magma")
+        ax.set_title(f"{label}, max. over z" if volume else label, fontsize=8)
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
 
 
 def _sample_tif(path: Path, array: np.ndarray) -> None:
+    """The first image of a batch as TIFF, singleton axes dropped: ``(Y, X)``, ``(C, Y, X)``,
+    or a stack of planes ``(Z, Y, X)`` (``(C, Z, Y, X)``) for a volume."""
     import tifffile
 
     tifffile.imwrite(path, np.ascontiguousarray(array[0].squeeze()), photometric="minisblack")
@@ -78,7 +97,8 @@ def save_torchscript(net: torch.nn.Module, tensors: PackageTensors, path) -> Non
 
     A trace records the operations of one call: a branch taken or a size read in Python
     is fixed. The trace is therefore compared with the network on another input, of two
-    images with sides one ``step`` larger, and refused if they differ.
+    images (volumes) with each side one step (of its axis) larger, and refused if they
+    differ.
 
     Examples
     --------
@@ -93,9 +113,9 @@ def save_torchscript(net: torch.nn.Module, tensors: PackageTensors, path) -> Non
     'RecursiveScriptModule'
     """
     example = torch.from_numpy(np.ascontiguousarray(tensors.model_input, np.float32))
-    n, c, h, w = example.shape
+    c, sides = example.shape[1], example.shape[2:]
     other = torch.from_numpy(np.random.default_rng(0).random(
-        (2, c, h + tensors.step, w + tensors.step), dtype=np.float32))
+        (2, c, *(n + step for n, step in zip(sides, tensors.steps))), dtype=np.float32))
     with warnings.catch_warnings():
         # torch.jit is deprecated in favour of torch.export, which the zoo does not read;
         # TracerWarnings (a Python bool or size fixed by the trace) are checked below.

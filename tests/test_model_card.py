@@ -78,6 +78,43 @@ def test_checklist_flags_leaky_splits_and_renders_markdown(make_record, tiny_une
     assert "doi:10.1038/s41592-021-01205-4" in text and "## Evaluation" in text
 
 
+# ------------------------------------------------------------------ volumes
+
+def test_model_card_of_a_3d_run_states_axes_voxel_size_and_patch(make_record, tiny_unet):
+    from dlbio_teach.models import UNet
+    from dlbio_teach.segmentation import SegmentationConfig
+
+    torch.manual_seed(0)
+    net = UNet(1, 1, depth=2, base_channels=4, ndim=3).eval()
+    config = SegmentationConfig("distance", axes="ZYX", anisotropy=(2, 1, 1),
+                                patch_size=(16, 32, 32), depth=2, base_channels=4)
+    rec = make_record(net, hyperparameters={**config.to_dict(), "loss": "mse",
+                                            "voxel_size": (0.8, 0.4, 0.4),
+                                            "voxel_unit": "micrometer"})
+    card = model_card(rec, intended_use="Nuclei in 3D.", limitations="Synthetic only.")
+    details = card.split("## Model details")[1].split("## Intended use")[0]
+    assert "- **Axes:** ZYX: the network takes volumes, a batch (N, C, Z, Y, X)" in details
+    assert "- **Voxel size (z, y, x):** 0.8 x 0.4 x 0.4 micrometer" in details
+    assert "- **Anisotropy (z, y, x):** 2 x 1 x 1 (relative voxel size" in details
+    assert "- **Patch size (z, y, x):** 16 x 32 x 32 voxels" in details
+    assert "- **Downsampling (z, y, x):** 4 x 4 x 4 (2 pooling steps; Z halved" in details
+    assert details.endswith("\n\n")                        # the section still ends blank
+    # A Noise2Void 3D record (restoration's hyper-parameters): no voxel size is recorded,
+    # Z is never halved, the patch is given per axis.
+    from dlbio_teach.restoration import RestorationConfig
+
+    n2v = UNet(1, 1, depth=2, base_channels=4, ndim=3, pool_z=False, residual_output=True)
+    n2v_config = RestorationConfig("n2v", patch_size=(6, 32, 32), axes="ZYX", pool_z=False)
+    card = model_card(make_record(n2v, hyperparameters=n2v_config.to_dict()),
+                      intended_use="Denoising.", limitations="One microscope.")
+    assert "- **Axes:** ZYX" in card and "- **Patch size (z, y, x):** 6 x 32 x 32" in card
+    assert "- **Voxel size (z, y, x):** not recorded" in card
+    assert "- **Downsampling (z, y, x):** 1 x 4 x 4 (2 pooling steps; Z never halved" in card
+    # Images: none of it (their cards are as before).
+    card_2d = model_card(make_record(tiny_unet()), intended_use="x", limitations="y")
+    assert "**Axes:**" not in card_2d and "Voxel size" not in card_2d
+
+
 # ------------------------------------------------------------------ BioImage Model Zoo
 
 

@@ -230,3 +230,33 @@ def test_predict_volume_tiled_equals_whole():
     assert np.abs(whole - short).max() > 1e-3      # without context, tiles show seams
     with pytest.raises(ValueError, match="volumes"):
         predict(net, np.zeros((3, 2, 8, 8)))
+
+
+class _RecordsPrecision(torch.nn.Module):
+    """A one-channel network that notes the convolution precision it ran under."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 1)
+        self.seen = []
+
+    def forward(self, x):
+        conv = getattr(torch.backends.cudnn, "conv", None)
+        self.seen.append(conv.fp32_precision if hasattr(conv, "fp32_precision")
+                         else ("tf32" if torch.backends.cudnn.allow_tf32 else "ieee"))
+        self.seen.append(torch.is_autocast_enabled())
+        return self.conv(x)
+
+
+def _precision_now():
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    return (conv.fp32_precision if hasattr(conv, "fp32_precision")
+            else torch.backends.cudnn.allow_tf32)
+
+
+def test_prediction_runs_in_full_float32_and_restores_the_setting():
+    net = _RecordsPrecision()
+    before = _precision_now()
+    predict(net, np.zeros((16, 16), np.float32))
+    assert net.seen == ["ieee", False]          # no TF32, no float16 autocast
+    assert _precision_now() == before           # training keeps PyTorch's default

@@ -638,3 +638,195 @@ def test_our_processing_matches_bioimageio_core(three_class, no_network):
     np.testing.assert_allclose(core_output, ours_output, atol=1e-5)
     np.testing.assert_allclose(core_output.sum(axis=1), 1.0, atol=1e-5)
     assert no_network == []
+
+
+# ------------------------------------------------------------------ volumes (3D U-Nets)
+
+def tiny_unet_3d(pool_z=True, depth=2, seed=0):
+    """A small 3D U-Net (chapter 6's, with fewer features) with non-trivial batch-norm
+    statistics."""
+    torch.manual_seed(seed)
+    net = UNet(1, 1, depth=depth, base_channels=4, ndim=3, pool_z=pool_z)
+    with torch.no_grad():
+        for name, buf in net.named_buffers():
+            if name.endswith("running_mean"):
+                buf.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def volume_record(make_record, net):
+    """A run record as train_segmentation writes it for volumes (its hyper-parameters are
+    the configuration's to_dict()), with the voxel size added."""
+    from dlbio_teach.segmentation import SegmentationConfig
+
+    config = SegmentationConfig("distance", axes="ZYX", anisotropy=(2, 1, 1),
+                                patch_size=(8, 32, 32), depth=net.depth, base_channels=4,
+                                pool_z=net.config["pool_z"])
+    return make_record(net, hyperparameters={**config.to_dict(), "loss": "mse",
+                                             "voxel_size": (0.8, 0.4, 0.4),
+                                             "voxel_unit": "micrometer"},
+                       datasets=[])
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["pool_z", "no_pool_z"])
+def exported_3d(request, make_record, tmp_path_factory):
+    """A tiny 3D U-Net exported with a run record, Z halved (pool_z) or not; offline."""
+    pool_z = request.param
+    with network_blocked() as attempts:
+        folder = tmp_path_factory.mktemp("zoo3d")
+        net = tiny_unet_3d(pool_z=pool_z)
+        rec = volume_record(make_record, net)
+        x = np.random.default_rng(3).gamma(2.0, 100.0, (1, 1, 8, 32, 32)).astype(np.float32)
+        out = export_bioimageio(net, folder / "tiny3d.zip", test_input=x,
+                                name="Tiny 3D test U-Net", description="A tiny 3D U-Net.",
+                                authors=AUTHORS, record=rec, folder=folder / "unpacked",
+                                intended_use="Tests only.", limitations="Untrained.")
+    return {"net": net, "x": x, "out": out, "folder": folder, "attempts": attempts,
+            "pool_z": pool_z}
+
+
+def test_3d_export_declares_z_with_its_own_step(exported_3d):
+    import yaml
+
+    out, unpacked = exported_3d["out"], exported_3d["folder"] / "unpacked"
+    assert exported_3d["attempts"] == [] and out.status == "valid-format", out.summary
+    rdf = yaml.safe_load((unpacked / "rdf.yaml").read_text())
+    assert "3d" in rdf["tags"] and "2d" not in rdf["tags"]
+    inp, outp = rdf["inputs"][0], rdf["outputs"][0]
+    assert [a.get("id", a["type"]) for a in inp["axes"]] == ["batch", "channel", "z", "y",
+                                                              "x"]
+    steps = {a["id"]: a["size"] for a in inp["axes"] if a["type"] == "space"}
+    # Z's step is what the pooling implies: 2**depth when Z is halved, else 1.
+    z_step = 4 if exported_3d["pool_z"] else 1
+    assert steps == {"z": {"min": z_step, "step": z_step}, "y": {"min": 4, "step": 4},
+                     "x": {"min": 4, "step": 4}}
+    assert [a["size"] for a in outp["axes"] if a["type"] == "space"] == [
+        {"tensor_id": "input", "axis_id": a} for a in ("z", "y", "x")]
+    assert "(N, C, Z, Y, X)" in inp["description"] and "(N, C, Z, Y, X)" in outp["description"]
+    scale = [op for op in inp["preprocessing"] if op["id"] == "scale_range"][0]
+    assert scale["kwargs"]["axes"] == ["channel", "z", "y", "x"]
+    assert rdf["weights"]["pytorch_state_dict"]["architecture"]["kwargs"] == \
+        exported_3d["net"].config
+    assert np.load(unpacked / "test_input.npy").shape == (1, 1, 8, 32, 32)
+    assert np.load(unpacked / "test_output.npy").shape == (1, 1, 8, 32, 32)
+
+
+def test_3d_export_is_reproduced_with_both_weight_formats(exported_3d, no_network):
+    out, x, net = exported_3d["out"], exported_3d["x"], exported_3d["net"]
+    assert set(out.diffs) == {"pytorch_state_dict", "torchscript"}
+    assert out.max_abs_diff < 1e-5
+    for weight_format in ("pytorch_state_dict", "torchscript"):
+        assert reproduce_test_outputs(out.path, weight_format=weight_format) < 1e-5
+    # The packaged pipeline is the course's: one percentile range per volume, the network.
+    loaded = load_bioimageio(out.path)
+    assert loaded.input_axes == ["batch", "channel", "z", "y", "x"]
+    with torch.no_grad():
+        expected = net(torch.from_numpy(normalize_percentile(x[0, 0])[None, None])).numpy()
+    np.testing.assert_allclose(loaded.predict(x), expected, atol=1e-4)
+    # The TorchScript runs on other sizes and batches (multiples of each axis' step).
+    scripted = unpacked_torchscript(exported_3d["folder"] / "unpacked")
+    other = torch.rand(2, 1, 12 if exported_3d["pool_z"] else 5, 24, 16)
+    with torch.no_grad():
+        np.testing.assert_allclose(scripted(other).numpy(), net(other).numpy(), atol=1e-5)
+    assert no_network == []
+
+
+def test_3d_package_files_and_model_card(exported_3d):
+    import tifffile
+
+    unpacked = exported_3d["folder"] / "unpacked"
+    assert tifffile.imread(unpacked / "sample_input.tif").shape == (8, 32, 32)   # the planes
+    assert tifffile.imread(unpacked / "sample_output.tif").shape == (8, 32, 32)
+    assert (unpacked / "cover.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    readme = (unpacked / "README.md").read_text()
+    assert "- **Axes:** ZYX" in readme
+    assert "- **Voxel size (z, y, x):** 0.8 x 0.4 x 0.4 micrometer" in readme
+
+
+def test_3d_bioimageio_core_test_model_passes(exported_3d, no_network):
+    """bioimageio.core runs the 3D package with each weight format, and on other sizes
+    (each axis in steps of its own) and batch sizes."""
+    core_or_skip()
+    summary = run_core_tests(exported_3d["out"].path)
+    assert summary.status == "passed", summary.format()
+    tested = {d.loc[1] for d in summary.details if len(getattr(d, "loc", ())) > 1}
+    assert {"pytorch_state_dict", "torchscript"} <= tested
+    assert no_network == []
+
+
+def test_z_step_is_derived_from_the_network():
+    from dlbio_teach.zoo_export import _default_step
+
+    for depth in (1, 2, 3):
+        step = 2 ** depth
+        assert _default_step(UNet(depth=depth, ndim=3), None, 3) == (step, step, step)
+        assert _default_step(UNet(depth=depth, ndim=3, pool_z=False), None, 3) == \
+            (1, step, step)
+    net = tiny_unet_3d(pool_z=False, depth=1)
+    assert _default_step(net, 2, 3) == (2, 2, 2)                # given: as given
+    assert _default_step(net, (1, 2, 4), 3) == (1, 2, 4)
+    assert _default_step(torch.nn.Conv3d(1, 1, 3), None, 3) == (1, 1, 1)
+    # The derived steps are what describe_tensors and the package declare.
+    x = np.random.default_rng(0).random((1, 1, 3, 8, 8), dtype=np.float32)
+    t = describe_tensors(net, x, step=(1, 2, 2))
+    assert t.steps == (1, 2, 2) and t.axes == ["batch", "channel", "z", "y", "x"]
+    assert t.test_output.shape == (1, 1, 3, 8, 8)
+    # A network that never halves Z runs on any number of planes: step 1 is right.
+    with torch.no_grad():
+        for planes in (1, 3, 5):
+            assert net(torch.zeros(1, 1, planes, 8, 8)).shape[2] == planes
+
+
+def test_3d_export_explains_sides_to_crop(tmp_path):
+    kw = dict(name=NAME, description="d", authors=AUTHORS)
+    volume = np.random.default_rng(0).random((1, 1, 8, 32, 32), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"6x32x30 voxels \(Z, Y, X\).*multiples of "
+                                         r"\(4, 4, 4\).*test_input\[\.\.\., :4, :32, :28\]"):
+        export_bioimageio(tiny_unet_3d(), tmp_path / "a.zip",
+                          test_input=volume[..., :6, :, :30], **kw)
+    with pytest.raises(ValueError, match=r"multiples of \(1, 4, 4\).*"
+                                         r"test_input\[\.\.\., :7, :28, :32\]"):
+        export_bioimageio(tiny_unet_3d(pool_z=False), tmp_path / "a.zip",
+                          test_input=volume[..., :7, :30, :], **kw)
+    with pytest.raises(ValueError, match=r"Z needs at least 4.*larger volume"):
+        export_bioimageio(tiny_unet_3d(), tmp_path / "a.zip", test_input=volume[:, :, :2],
+                          **kw)
+    with pytest.raises(ValueError, match=r"one per spatial axis \(z, y, x\)"):
+        export_bioimageio(tiny_unet_3d(), tmp_path / "a.zip", test_input=volume,
+                          step=(4, 4), **kw)
+    assert not (tmp_path / "a.zip").exists()
+
+
+def test_2d_and_3d_networks_explain_the_wrong_kind_of_input(tiny_unet, tmp_path):
+    kw = dict(name=NAME, description="d", authors=AUTHORS)
+    volume = np.random.default_rng(0).random((8, 32, 32), dtype=np.float32)
+    net_3d = tiny_unet_3d()
+    with pytest.raises(ValueError, match=r"\(1, 1, 8, 32, 32\), 5 dimensions: a batch of "
+                                         r"volumes.*takes 2D images.*UNet\(ndim=3\).*"
+                                         r"test_input\[:, :, z\]"):
+        export_bioimageio(tiny_unet(), tmp_path / "a.zip", test_input=volume[None, None],
+                          **kw)
+    with pytest.raises(ValueError, match=r"\(1, 8, 32, 32\), 4 dimension\(s\), but the "
+                                         r"network takes volumes.*\(N, C, Z, Y, X\).*"
+                                         r"volume\[None\].*volume\[None, None\].*"
+                                         r"volumes\[:, None\]"):
+        export_bioimageio(net_3d, tmp_path / "a.zip", test_input=volume[None], **kw)
+    with pytest.raises(ValueError, match=r"For one volume \(Z, Y, X\) use "
+                                         r"volume\[None, None\]"):
+        export_bioimageio(net_3d, tmp_path / "a.zip", test_input=volume, **kw)
+    with pytest.raises(ValueError, match=r"2D image \(Y, X\) needs a network of images"):
+        export_bioimageio(net_3d, tmp_path / "a.zip", test_input=volume[0], **kw)
+    with pytest.raises(ValueError, match=r"2 channel\(s\) \(axis 1 of \(1, 2, 8, 32, 32\)\)"
+                                         r".*takes 1.*\(N, C, Z, Y, X\) with C = 1"):
+        export_bioimageio(net_3d, tmp_path / "a.zip",
+                          test_input=np.stack([volume, volume])[None], **kw)
+    bad = volume[None, None].copy()
+    bad[0, 0, 1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        export_bioimageio(net_3d, tmp_path / "a.zip", test_input=bad, **kw)
+    # describe_tensors, the step on its own, says the same.
+    with pytest.raises(ValueError, match="volume\\[None, None\\]"):
+        describe_tensors(net_3d, volume, step=(4, 4, 4))
+    assert not (tmp_path / "a.zip").exists()
