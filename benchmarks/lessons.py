@@ -1,6 +1,6 @@
 """Run the chapters with several seeds and gather their lessons into one results file.
 
-    python benchmarks/lessons.py                       # seeds 0-4, chapters 1-5, standard
+    python benchmarks/lessons.py                       # seeds 0-4, chapters 1-6, standard
     python benchmarks/lessons.py --seeds 0 1 --chapters 02_restoration
 
 Each chapter shows one run. Here every chapter runs again, top to bottom in a fresh kernel
@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ("01_nn_basics", "02_restoration", "03_segmentation", "04_validation",
-            "05_reporting")
+            "05_reporting", "06_volumes")
 RESULTS = REPO_ROOT / "dlbio_teach" / "lessons_results.json"
 
 
