@@ -155,13 +155,14 @@ def _close_figures():
 
 # --- Shared by the record, model-card and zoo tests ----------------------------------------
 
-def _tiny_unet(seed=0, depth=2):
-    """A small U-Net with non-trivial weights and batch-norm statistics."""
+def _tiny_unet(seed=0, depth=2, **unet_kwargs):
+    """A small U-Net with non-trivial weights and batch-norm statistics (``ndim=3``,
+    ``pool_z=...`` among ``unet_kwargs`` for volumes)."""
     import torch
 
     from dlbio_teach.models import UNet
     torch.manual_seed(seed)
-    net = UNet(1, 1, depth=depth, base_channels=4)
+    net = UNet(1, 1, depth=depth, base_channels=4, **unet_kwargs)
     with torch.no_grad():
         for name, buf in net.named_buffers():
             if name.endswith("running_mean"):
@@ -197,8 +198,8 @@ def _make_record(net, **overrides):
 
 @pytest.fixture(scope="session")
 def tiny_unet():
-    """``tiny_unet(seed=0, depth=2)``: a small U-Net in eval mode with non-trivial
-    batch-norm statistics."""
+    """``tiny_unet(seed=0, depth=2, **unet_kwargs)``: a small U-Net in eval mode with
+    non-trivial batch-norm statistics (``tiny_unet(ndim=3)``: a 3D one)."""
     return _tiny_unet
 
 

@@ -642,20 +642,6 @@ def test_our_processing_matches_bioimageio_core(three_class, no_network):
 
 # ------------------------------------------------------------------ volumes (3D U-Nets)
 
-def tiny_unet_3d(pool_z=True, depth=2, seed=0):
-    """A small 3D U-Net (chapter 6's, with fewer features) with non-trivial batch-norm
-    statistics."""
-    torch.manual_seed(seed)
-    net = UNet(1, 1, depth=depth, base_channels=4, ndim=3, pool_z=pool_z)
-    with torch.no_grad():
-        for name, buf in net.named_buffers():
-            if name.endswith("running_mean"):
-                buf.normal_(0, 0.1)
-            elif name.endswith("running_var"):
-                buf.uniform_(0.5, 1.5)
-    return net.eval()
-
-
 def volume_record(make_record, net):
     """A run record as train_segmentation writes it for volumes (its hyper-parameters are
     the configuration's to_dict()), with the voxel size added."""
@@ -671,12 +657,12 @@ def volume_record(make_record, net):
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["pool_z", "no_pool_z"])
-def exported_3d(request, make_record, tmp_path_factory):
+def exported_3d(request, make_record, tiny_unet, tmp_path_factory):
     """A tiny 3D U-Net exported with a run record, Z halved (pool_z) or not; offline."""
     pool_z = request.param
     with network_blocked() as attempts:
         folder = tmp_path_factory.mktemp("zoo3d")
-        net = tiny_unet_3d(pool_z=pool_z)
+        net = tiny_unet(ndim=3, pool_z=pool_z)
         rec = volume_record(make_record, net)
         x = np.random.default_rng(3).gamma(2.0, 100.0, (1, 1, 8, 32, 32)).astype(np.float32)
         out = export_bioimageio(net, folder / "tiny3d.zip", test_input=x,
@@ -756,7 +742,7 @@ def test_3d_bioimageio_core_test_model_passes(exported_3d, no_network):
     assert no_network == []
 
 
-def test_z_step_is_derived_from_the_network():
+def test_z_step_is_derived_from_the_network(tiny_unet):
     from dlbio_teach.zoo_export import _default_step
 
     for depth in (1, 2, 3):
@@ -764,7 +750,7 @@ def test_z_step_is_derived_from_the_network():
         assert _default_step(UNet(depth=depth, ndim=3), None, 3) == (step, step, step)
         assert _default_step(UNet(depth=depth, ndim=3, pool_z=False), None, 3) == \
             (1, step, step)
-    net = tiny_unet_3d(pool_z=False, depth=1)
+    net = tiny_unet(depth=1, ndim=3, pool_z=False)
     assert _default_step(net, 2, 3) == (2, 2, 2)                # given: as given
     assert _default_step(net, (1, 2, 4), 3) == (1, 2, 4)
     assert _default_step(torch.nn.Conv3d(1, 1, 3), None, 3) == (1, 1, 1)
@@ -779,22 +765,22 @@ def test_z_step_is_derived_from_the_network():
             assert net(torch.zeros(1, 1, planes, 8, 8)).shape[2] == planes
 
 
-def test_3d_export_explains_sides_to_crop(tmp_path):
+def test_3d_export_explains_sides_to_crop(tiny_unet, tmp_path):
     kw = dict(name=NAME, description="d", authors=AUTHORS)
     volume = np.random.default_rng(0).random((1, 1, 8, 32, 32), dtype=np.float32)
     with pytest.raises(ValueError, match=r"6x32x30 voxels \(Z, Y, X\).*multiples of "
                                          r"\(4, 4, 4\).*test_input\[\.\.\., :4, :32, :28\]"):
-        export_bioimageio(tiny_unet_3d(), tmp_path / "a.zip",
+        export_bioimageio(tiny_unet(ndim=3), tmp_path / "a.zip",
                           test_input=volume[..., :6, :, :30], **kw)
     with pytest.raises(ValueError, match=r"multiples of \(1, 4, 4\).*"
                                          r"test_input\[\.\.\., :7, :28, :32\]"):
-        export_bioimageio(tiny_unet_3d(pool_z=False), tmp_path / "a.zip",
+        export_bioimageio(tiny_unet(ndim=3, pool_z=False), tmp_path / "a.zip",
                           test_input=volume[..., :7, :30, :], **kw)
     with pytest.raises(ValueError, match=r"Z needs at least 4.*larger volume"):
-        export_bioimageio(tiny_unet_3d(), tmp_path / "a.zip", test_input=volume[:, :, :2],
+        export_bioimageio(tiny_unet(ndim=3), tmp_path / "a.zip", test_input=volume[:, :, :2],
                           **kw)
     with pytest.raises(ValueError, match=r"one per spatial axis \(z, y, x\)"):
-        export_bioimageio(tiny_unet_3d(), tmp_path / "a.zip", test_input=volume,
+        export_bioimageio(tiny_unet(ndim=3), tmp_path / "a.zip", test_input=volume,
                           step=(4, 4), **kw)
     assert not (tmp_path / "a.zip").exists()
 
@@ -802,7 +788,7 @@ def test_3d_export_explains_sides_to_crop(tmp_path):
 def test_2d_and_3d_networks_explain_the_wrong_kind_of_input(tiny_unet, tmp_path):
     kw = dict(name=NAME, description="d", authors=AUTHORS)
     volume = np.random.default_rng(0).random((8, 32, 32), dtype=np.float32)
-    net_3d = tiny_unet_3d()
+    net_3d = tiny_unet(ndim=3)
     with pytest.raises(ValueError, match=r"\(1, 1, 8, 32, 32\), 5 dimensions: a batch of "
                                          r"volumes.*takes 2D images.*UNet\(ndim=3\).*"
                                          r"test_input\[:, :, z\]"):
