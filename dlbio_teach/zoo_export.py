@@ -234,6 +234,14 @@ def _volume_steps(step) -> tuple:
     return tuple(int(s) for s in steps)
 
 
+def _image_step(step):
+    """``step`` for a network of images: one int (or None), the same for Y and X."""
+    if step is not None and not isinstance(step, (int, np.integer)):
+        raise ValueError(f"step must be one positive integer for a network of images "
+                         f"(the same for Y and X), got {step}.")
+    return step
+
+
 def _default_step(model: torch.nn.Module, step, ndim: int):
     """The declared step: ``step`` if given, else the model's own.
 
@@ -251,10 +259,7 @@ def _default_step(model: torch.nn.Module, step, ndim: int):
     4
     """
     if ndim == 2:
-        if step is not None and not isinstance(step, (int, np.integer)):
-            raise ValueError(f"step must be one positive integer for a network of images "
-                             f"(the same for Y and X), got {step}.")
-        return int(step or getattr(model, "multiple", 1))
+        return int(_image_step(step) or getattr(model, "multiple", 1))
     if step is None:
         step = getattr(model, "multiples", None)
         if step is None or len(step) != 3:
@@ -433,8 +438,7 @@ def describe_tensors(net: torch.nn.Module, test_input: np.ndarray, *,
     post = _postprocessing_ops(output_activation)
     ndim = _network_ndim(net)
     x = _check_test_input(test_input, network_in_channels(net), ndim)
-    if ndim == 3:
-        step = _volume_steps(step)
+    step = _volume_steps(step) if ndim == 3 else _image_step(step)
     _check_sides(x, step)
     ops = _preprocessing_ops(normalize, ndim)
     axes = _AXES if ndim == 2 else _AXES_3D

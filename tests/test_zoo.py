@@ -754,6 +754,9 @@ def test_z_step_is_derived_from_the_network(tiny_unet):
     assert _default_step(net, 2, 3) == (2, 2, 2)                # given: as given
     assert _default_step(net, (1, 2, 4), 3) == (1, 2, 4)
     assert _default_step(torch.nn.Conv3d(1, 1, 3), None, 3) == (1, 1, 1)
+    # A network of images takes one step, the same for Y and X.
+    with pytest.raises(ValueError, match="one positive integer for a network of images"):
+        describe_tensors(tiny_unet(), np.ones((1, 1, 8, 8), np.float32), step=(1, 4, 4))
     # The derived steps are what describe_tensors and the package declare.
     x = np.random.default_rng(0).random((1, 1, 3, 8, 8), dtype=np.float32)
     t = describe_tensors(net, x, step=(1, 2, 2))
