@@ -59,7 +59,8 @@ _TOO_SMALL = ("Kernel size can't be greater than actual input size",
 
 @contextlib.contextmanager
 def full_float32():
-    """Plain float32 convolutions and matrix products on a GPU while the block runs.
+    """Plain float32 convolutions on a GPU while the block runs (PyTorch's matrix products
+    are float32 already by default).
 
     Training on a GPU uses float16 (``training.fit``) and, by PyTorch's default, TF32
     convolutions: both keep about three significant digits, plenty for a gradient step.

@@ -43,6 +43,7 @@ from .prediction import network_in_channels, network_ndim
 from .preprocessing import check_network_input
 from .records import RunRecord, _plain, state_sha256
 from .zoo import (
+    _SPACE_AXES,
     PackageTensors,
     _apply_ops,
     _license_id,
@@ -66,8 +67,6 @@ _INPUT_DTYPES = ("float32", "float64", "uint8", "int8", "uint16", "int16", "uint
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_+\- ()]{5,128}$")
 
-_AXES = ["batch", "channel", "y", "x"]
-_AXES_3D = ["batch", "channel", "z", "y", "x"]
 
 # What the network's output becomes in the package (a post-processing step of the spec).
 _OUTPUT_ACTIVATIONS = (None, "softmax", "sigmoid")
@@ -348,7 +347,7 @@ def _preprocessing_ops(normalize, ndim: int = 2) -> list:
         if not 0 <= low < high <= 100 or high <= 1:
             raise ValueError(f"normalize must be percentiles (low, high) with 0 <= low < "
                              f"high <= 100 and high > 1, got {normalize}.")
-        axes = ["channel", "y", "x"] if ndim == 2 else ["channel", "z", "y", "x"]
+        axes = ["channel", *_SPACE_AXES[ndim]]
         ops.append({"id": "scale_range", "kwargs": {
             "axes": axes, "min_percentile": low, "max_percentile": high, "eps": 1e-6}})
     return ops + [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}]
@@ -441,7 +440,7 @@ def describe_tensors(net: torch.nn.Module, test_input: np.ndarray, *,
     step = _volume_steps(step) if ndim == 3 else _image_step(step)
     _check_sides(x, step)
     ops = _preprocessing_ops(normalize, ndim)
-    axes = _AXES if ndim == 2 else _AXES_3D
+    axes = ["batch", "channel", *_SPACE_AXES[ndim]]
     x_model = _apply_ops(x, ops, axes)
     y = _run(net, x_model, x, step)
     n_in, n_out = x.shape[1], y.shape[1]
