@@ -40,8 +40,8 @@ SPLIT_X = 20          # the annotated part of StarDist's volume is x < SPLIT_X (
 def volumes_and_target():
     """Chapter 6's training volumes and StarDist's volume, split as the chapter splits it."""
     from dlbio_teach.data import load
+    from dlbio_teach.planes import anisotropy_from_labels
     from dlbio_teach.preprocessing import normalize_percentile
-    from dlbio_teach.segmentation import anisotropy_from_labels
     from dlbio_teach.star import prepare_star_labels
     from dlbio_teach.synthetic import diverse_nuclei_volumes
 

@@ -96,9 +96,10 @@ def train_all(seed: int, tiles, ready, train_ids, val_ids):
 
 def held_out_scores(networks, nuclei, blobs) -> dict:
     """Section 12's protocol for one seed's networks; pooled held-out F1@0.5 by method."""
+    from dlbio_teach.baseline import otsu_watershed
     from dlbio_teach.intervals import bootstrap_matching
     from dlbio_teach.metrics import match_instances
-    from dlbio_teach.segmentation import otsu_watershed, predict_maps, segment
+    from dlbio_teach.segmentation import predict_maps, segment
     from dlbio_teach.tuning import tune_otsu_watershed, tune_thresholds
 
     tiles, ready, val_ids = nuclei

@@ -14,7 +14,12 @@ Dask processes it one chunk at a time:
 
 No step holds the whole volume: each reads chunks and the result is written chunk by
 chunk. The same calls run on one machine (Dask's threads) and on a cluster: create a
-``dask.distributed.Client`` first and the computations go to its workers.
+``dask.distributed.Client`` first and the computations go to its workers. There each
+chunk's task reaches a worker pickled, with its own copy of ``predict_fn`` (and of the
+network inside it), and reads and writes the stores itself: a store's path must name
+the same folder on every worker (a shared file system, or object storage such as
+``s3://``). Local paths are made absolute here, so that a worker started in another
+folder still finds them; ``predict_fn`` runs only on the workers.
 """
 from __future__ import annotations
 
@@ -35,6 +40,13 @@ __all__ = ["open_volume", "predict_chunked", "label_chunked", "write_ome_zarr"]
 
 
 # --- Opening a volume --------------------------------------------------------------------
+
+def _absolute(path) -> str:
+    """A store's path as every worker must read it: a local path made absolute (a
+    worker may run in another folder), a URL (``s3://...``) as it is."""
+    path = str(path)
+    return path if "://" in path else str(Path(path).expanduser().resolve())
+
 
 def _level0(group) -> str:
     """Path of the full-resolution array of an OME-Zarr image (NGFF 0.4 or 0.5)."""
@@ -101,7 +113,7 @@ def open_volume(path_or_array, *, chunks=None) -> da.Array:
         if "://" not in str(path_or_array) and not Path(path_or_array).exists():
             raise FileNotFoundError(f"No Zarr store at {path_or_array}: check the path "
                                     "(a folder such as volume.zarr or image.ome.zarr).")
-        node = zarr.open(str(path_or_array), mode="r")
+        node = zarr.open(_absolute(path_or_array), mode="r")
         if not hasattr(node, "shape"):          # a group: an OME-Zarr image
             node = node[_level0(node)]
         x, what = da.from_zarr(node), f"The Zarr array at {path_or_array}"
@@ -163,6 +175,9 @@ def predict_chunked(volume, predict_fn, *, halo, dtype=np.float32,
     predict_fn : callable
         ``(z, y, x) float32 array -> (z, y, x) array`` (``(C, z, y, x)`` with
         ``out_channels``), e.g. ``lambda v: predict(model, v)`` for a trained 3D network.
+        On a ``dask.distributed`` cluster it is pickled to every worker, with the network
+        it holds: a network on a GPU is unpickled on a GPU, so move it to the CPU first
+        (``model.cpu()``) unless every worker has one.
     halo : int or tuple of 3 ints
         Voxels of context on each side of a chunk, the same along every axis or one per
         axis ``(Z, Y, X)``; at most the chunk size.
@@ -195,13 +210,15 @@ def predict_chunked(volume, predict_fn, *, halo, dtype=np.float32,
     # boundary="reflect" would hand it a mirrored border instead of its own padding: the
     # same only for a function that itself mirrors exactly as Dask does (a Gaussian filter
     # with mode="reflect"), different at the edges for a network.
+    # meta: the result's type, given, so that Dask does not call predict_fn on an empty
+    # chunk here to find it out; the network then runs only where the chunks are.
     if out_channels is None:
         return da.map_overlap(block_fn, x, depth=depth, boundary="none", trim=True,
-                              dtype=dtype)
+                              dtype=dtype, meta=np.empty((0, 0, 0), dtype))
     # A channel axis in front of the output: map_overlap's three steps, written out.
     grown = da.overlap.overlap(x, depth=dict(enumerate(depth)), boundary="none")
     out = grown.map_blocks(block_fn, new_axis=0, chunks=((out_channels,), *grown.chunks),
-                           dtype=dtype)
+                           dtype=dtype, meta=np.empty((0, 0, 0, 0), dtype))
     return da.overlap.trim_internal(out, {0: 0, 1: depth[0], 2: depth[1], 3: depth[2]},
                                     boundary="none")
 
@@ -231,7 +248,7 @@ def _keep(x: da.Array, store, name: str, *alongside: da.Array):
         x, *alongside = dask.persist(x, *alongside)
         return x, dask.compute(*alongside)
     x = _regular(x)       # each of x's chunks is then written to its own stored chunk
-    target = zarr.open(str(Path(store) / name), mode="w", shape=x.shape,
+    target = zarr.open(_absolute(Path(store) / name), mode="w", shape=x.shape,
                        chunks=x.chunksize, dtype=x.dtype)
     written = da.store(x, target, lock=False, compute=False)
     _, *alongside = dask.compute(written, *alongside)
@@ -410,12 +427,13 @@ def label_chunked(volume_map, *, threshold: float | None = None,
 def _open_group(path, mode: str):
     # OME-Zarr 0.4: a Zarr v2 store with "/" between chunk indices, the version that
     # napari, Fiji and every ome-zarr release read today (0.5 is stored as Zarr v3).
+    path = _absolute(path)
     if int(zarr.__version__.split(".")[0]) >= 3:
-        return zarr.open_group(str(path), mode=mode, zarr_format=2)
+        return zarr.open_group(path, mode=mode, zarr_format=2)
     # With zarr 2, ome-zarr's own store, which writes the "/".
     from ome_zarr.io import parse_url
 
-    return zarr.open_group(parse_url(str(path), mode=mode).store, mode=mode)
+    return zarr.open_group(parse_url(path, mode=mode).store, mode=mode)
 
 
 def _storage_options(volume) -> dict:

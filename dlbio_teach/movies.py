@@ -175,6 +175,40 @@ def synthetic_movie(n_frames: int = 24, shape=(128, 128), n_nuclei: int = 12, *,
     >>> bool(np.array_equal(every_second.labels > 0, movie.labels[::2] > 0))
     True
     """
+    _check_movie(n_frames, shape, frame_interval, radius, speed, division_rate, bleaching)
+    rng = np.random.default_rng(seed)
+    frame_interval = int(frame_interval)
+    n_steps = (int(n_frames) - 1) * frame_interval + 1
+    drift = np.asarray(drift, np.float64)
+    low, high = _simulated_area(shape, radius, drift, n_steps)
+    cells = _first_nuclei(rng, n_nuclei, shape, low, high, radius)
+    next_uid = len(cells["uid"]) + 1
+    parent_of: dict = {}
+    present: dict = {}          # uid -> frames where it is visible
+    labels_by_frame, images = [], []
+    for step in range(n_steps):
+        if step:
+            cells, next_uid = _divide(cells, rng, radius, division_rate, next_uid, parent_of)
+            cells = _move(cells, rng, radius, speed, drift, low, high)
+        if step % frame_interval:
+            continue
+        clean, uid_map, visible = _draw_frame(cells, shape)
+        for u in visible:
+            present.setdefault(u, []).append(step // frame_interval)
+        labels_by_frame.append(uid_map)
+        images.append(_imaged(clean, step, bleaching=bleaching, photons=photons,
+                              read_noise=read_noise, seed=seed))
+    uid_movie = np.stack(labels_by_frame)
+    labels, tracks = _ctc_tracks(uid_movie, present, parent_of)
+    info = dict(n_frames=int(n_frames), shape=tuple(shape), n_nuclei=n_nuclei, radius=radius,
+                speed=speed, drift=tuple(float(d) for d in drift), division_rate=division_rate,
+                frame_interval=frame_interval, bleaching=bleaching, photons=photons,
+                read_noise=read_noise, seed=seed)
+    return Movie(labels, tracks, np.stack(images).astype(np.float32), info)
+
+
+def _check_movie(n_frames, shape, frame_interval, radius, speed, division_rate, bleaching):
+    """The arguments of :func:`synthetic_movie`, checked before anything is drawn."""
     if int(n_frames) < 2:
         raise ValueError(f"n_frames must be at least 2 to track anything, got {n_frames}.")
     if len(shape) != 2 or min(shape) < 16:
@@ -186,16 +220,21 @@ def synthetic_movie(n_frames: int = 24, shape=(128, 128), n_nuclei: int = 12, *,
         raise ValueError(f"need radius > 1, speed >= 0, 0 <= division_rate < 1 and "
                          f"bleaching >= 0; got radius={radius}, speed={speed}, "
                          f"division_rate={division_rate}, bleaching={bleaching}.")
-    rng = np.random.default_rng(seed)
-    frame_interval = int(frame_interval)
-    n_steps = (int(n_frames) - 1) * frame_interval + 1
-    drift = np.asarray(drift, np.float64)
-    # The simulated area: the field, a margin, and upstream of the drift the distance it
-    # carries nuclei over the movie (so that nuclei keep entering).
+
+
+def _simulated_area(shape, radius: float, drift: np.ndarray, n_steps: int) -> tuple:
+    """``(low, high)`` corners of the simulated area: the field, a margin, and upstream of
+    the drift the distance it carries nuclei over the movie (so that nuclei keep entering)."""
     pad = 3 * radius
     span = n_steps      # the same movie sampled every k steps: the same span
     low = np.array([-pad, -pad]) + np.minimum(0, -drift * span)
     high = np.array(shape, np.float64) + pad + np.maximum(0, -drift * span)
+    return low, high
+
+
+def _first_nuclei(rng, n_nuclei: int, shape, low, high, radius: float) -> dict:
+    """The nuclei of the first step, spread over the simulated area as densely as
+    ``n_nuclei`` over the field: one array per property, one entry per nucleus."""
     area_ratio = np.prod(high - low) / np.prod(shape)
     n_start = int(round(n_nuclei * area_ratio))
     cells = {"uid": np.arange(1, n_start + 1), "parent": np.zeros(n_start, np.int64),
@@ -205,72 +244,78 @@ def synthetic_movie(n_frames: int = 24, shape=(128, 128), n_nuclei: int = 12, *,
              "theta": rng.uniform(0, np.pi, n_start), "bright": rng.uniform(0.6, 1.0, n_start),
              "age": rng.integers(0, 40, n_start), "size": np.ones(n_start)}
     cells["a0"], cells["b0"] = cells["a"].copy(), cells["b"].copy()
-    next_uid = n_start + 1
-    parent_of: dict = {}
-    present: dict = {}          # uid -> frames where it is visible
-    labels_by_frame, images = [], []
-    for step in range(n_steps):
-        if step:
-            # Divisions: the mother's track ends, two daughters start a little apart.
-            n = len(cells["uid"])
-            dividing = (cells["age"] >= 8) & (rng.random(n) < division_rate)
-            new = {k: [] for k in cells}
-            for i in np.nonzero(dividing)[0]:
-                angle = rng.uniform(0, np.pi)
-                offset = 0.6 * radius * np.array([np.sin(angle), np.cos(angle)])
-                for sign in (1, -1):
-                    for k in cells:
-                        new[k].append(cells[k][i])
-                    new["uid"][-1] = next_uid
-                    new["parent"][-1] = cells["uid"][i]
-                    parent_of[next_uid] = int(cells["uid"][i])
-                    new["y"][-1] = cells["y"][i] + sign * offset[0]
-                    new["x"][-1] = cells["x"][i] + sign * offset[1]
-                    new["age"][-1] = 0
-                    new["size"][-1] = 0.75
-                    new["theta"][-1] = rng.uniform(0, np.pi)
-                    next_uid += 1
-            keep = ~dividing
-            cells = {k: np.concatenate([v[keep], np.asarray(new[k], v.dtype)])
-                     for k, v in cells.items()}
-            n = len(cells["uid"])
-            # Motion: drift plus a random walk, then touching nuclei pushed apart.
-            cells["y"] = cells["y"] + drift[0] + speed * radius * rng.standard_normal(n)
-            cells["x"] = cells["x"] + drift[1] + speed * radius * rng.standard_normal(n)
-            pos = np.stack([cells["y"], cells["x"]], axis=1)
-            diff = pos[:, None, :] - pos[None, :, :]
-            dist = np.sqrt((diff ** 2).sum(-1)) + np.eye(n) * 1e9
-            push = np.clip(1.7 * radius - dist, 0, None) / 2
-            pos = pos + (diff / dist[..., None] * push[..., None]).sum(axis=1)
-            cells["y"], cells["x"] = pos[:, 0], pos[:, 1]
-            cells["age"] = cells["age"] + 1
-            cells["size"] = np.minimum(1.0, cells["size"] + 0.02)
-            cells["a"], cells["b"] = cells["a0"] * cells["size"], cells["b0"] * cells["size"]
-            inside = ((cells["y"] > low[0]) & (cells["y"] < high[0])
-                      & (cells["x"] > low[1]) & (cells["x"] < high[1]))
-            cells = {k: v[inside] for k, v in cells.items()}
-        if step % frame_interval:
-            continue
-        frame = step // frame_interval
-        clean, uid_map = _draw(cells, shape, np.argsort(cells["uid"]))
-        # A nucleus is annotated when at least a third of it lies in the field.
-        uids, counts = np.unique(uid_map[uid_map > 0], return_counts=True)
-        full = {u: np.pi * a * b for u, a, b in zip(cells["uid"], cells["a"], cells["b"])}
-        visible = [int(u) for u, c in zip(uids, counts) if c >= full[u] / 3]
-        uid_map[~np.isin(uid_map, visible)] = 0
-        for u in visible:
-            present.setdefault(u, []).append(frame)
-        labels_by_frame.append(uid_map)
-        clean = ndi.gaussian_filter(clean, 1.0) * np.exp(-bleaching * step) + 0.05
-        images.append(add_poisson_gaussian_noise(clean, photons, read_noise=read_noise,
-                                                 seed=int(seed) * 100_003 + step))
-    uid_movie = np.stack(labels_by_frame)
-    labels, tracks = _ctc_tracks(uid_movie, present, parent_of)
-    info = dict(n_frames=int(n_frames), shape=tuple(shape), n_nuclei=n_nuclei, radius=radius,
-                speed=speed, drift=tuple(float(d) for d in drift), division_rate=division_rate,
-                frame_interval=frame_interval, bleaching=bleaching, photons=photons,
-                read_noise=read_noise, seed=seed)
-    return Movie(labels, tracks, np.stack(images).astype(np.float32), info)
+    return cells
+
+
+def _divide(cells: dict, rng, radius: float, division_rate: float, next_uid: int,
+            parent_of: dict) -> tuple:
+    """One step's divisions: the mother's track ends, two daughters start a little apart.
+
+    Returns the nuclei after the step and the next free uid; ``parent_of`` gets each
+    daughter's mother."""
+    n = len(cells["uid"])
+    dividing = (cells["age"] >= 8) & (rng.random(n) < division_rate)
+    new = {k: [] for k in cells}
+    for i in np.nonzero(dividing)[0]:
+        angle = rng.uniform(0, np.pi)
+        offset = 0.6 * radius * np.array([np.sin(angle), np.cos(angle)])
+        for sign in (1, -1):
+            for k in cells:
+                new[k].append(cells[k][i])
+            new["uid"][-1] = next_uid
+            new["parent"][-1] = cells["uid"][i]
+            parent_of[next_uid] = int(cells["uid"][i])
+            new["y"][-1] = cells["y"][i] + sign * offset[0]
+            new["x"][-1] = cells["x"][i] + sign * offset[1]
+            new["age"][-1] = 0
+            new["size"][-1] = 0.75
+            new["theta"][-1] = rng.uniform(0, np.pi)
+            next_uid += 1
+    keep = ~dividing
+    cells = {k: np.concatenate([v[keep], np.asarray(new[k], v.dtype)])
+             for k, v in cells.items()}
+    return cells, next_uid
+
+
+def _move(cells: dict, rng, radius: float, speed: float, drift: np.ndarray, low,
+          high) -> dict:
+    """One step's motion: drift plus a random walk, then touching nuclei pushed apart;
+    the nuclei age and grow, and those that leave the simulated area are dropped."""
+    n = len(cells["uid"])
+    cells["y"] = cells["y"] + drift[0] + speed * radius * rng.standard_normal(n)
+    cells["x"] = cells["x"] + drift[1] + speed * radius * rng.standard_normal(n)
+    pos = np.stack([cells["y"], cells["x"]], axis=1)
+    diff = pos[:, None, :] - pos[None, :, :]
+    dist = np.sqrt((diff ** 2).sum(-1)) + np.eye(n) * 1e9
+    push = np.clip(1.7 * radius - dist, 0, None) / 2
+    pos = pos + (diff / dist[..., None] * push[..., None]).sum(axis=1)
+    cells["y"], cells["x"] = pos[:, 0], pos[:, 1]
+    cells["age"] = cells["age"] + 1
+    cells["size"] = np.minimum(1.0, cells["size"] + 0.02)
+    cells["a"], cells["b"] = cells["a0"] * cells["size"], cells["b0"] * cells["size"]
+    inside = ((cells["y"] > low[0]) & (cells["y"] < high[0])
+              & (cells["x"] > low[1]) & (cells["x"] < high[1]))
+    return {k: v[inside] for k, v in cells.items()}
+
+
+def _draw_frame(cells: dict, shape) -> tuple:
+    """The clean frame, its map of uids and the uids annotated in it: a nucleus is
+    annotated when at least a third of it lies in the field."""
+    clean, uid_map = _draw(cells, shape, np.argsort(cells["uid"]))
+    uids, counts = np.unique(uid_map[uid_map > 0], return_counts=True)
+    full = {u: np.pi * a * b for u, a, b in zip(cells["uid"], cells["a"], cells["b"])}
+    visible = [int(u) for u, c in zip(uids, counts) if c >= full[u] / 3]
+    uid_map[~np.isin(uid_map, visible)] = 0
+    return clean, uid_map, visible
+
+
+def _imaged(clean: np.ndarray, step: int, *, bleaching: float, photons: float,
+            read_noise: float, seed: int) -> np.ndarray:
+    """The frame as the microscope sees it at ``step``: blurred by the optics, faded by
+    photobleaching, over a dim background, with Poisson-Gaussian camera noise."""
+    clean = ndi.gaussian_filter(clean, 1.0) * np.exp(-bleaching * step) + 0.05
+    return add_poisson_gaussian_noise(clean, photons, read_noise=read_noise,
+                                      seed=int(seed) * 100_003 + step)
 
 
 def _ctc_tracks(uid_movie, present: dict, parent_of: dict):

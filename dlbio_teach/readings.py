@@ -2,8 +2,8 @@
 
 A chapter's check cell asserts two kinds of claims. *Quality claims* (a network beats the
 baseline, an interval contains its estimate) must hold in every run: they are plain
-``assert`` statements. *Readings* quote the committed run: "the recommended model is the
-three-class U-Net", "F1 falls at every step of the shift". They hold where the book's
+``assert`` statements. *Readings* quote the committed run: "the 3D U-Net was chosen
+in every seed", "the strongest step of every shift lowered F1". They hold where the book's
 outputs were made, but another CPU, a GPU or other library versions round differently,
 train slightly different networks, and can give numbers that read differently. A reading
 is checked with :func:`reading`: where the book is made (``DLBIO_STRICT_READINGS=1``, which

@@ -1,33 +1,25 @@
-"""Instance segmentation of nuclei: a classical baseline and U-Nets, with one API.
+"""Instance segmentation of nuclei with U-Nets: one API for training and prediction.
 
 The same four calls serve every formulation (the U-Net's three classes, its distance map,
 StarDist's polygons, see :mod:`dlbio_teach.star`):
 :class:`SegmentationConfig` (sizes from the run profile), :func:`train_segmentation`
 (one call, writes the run record with ``run_dir=``), :func:`segment` (a trained network
-and an image in, instance labels out; tiled for large images) and
-:func:`~dlbio_teach.tuning.tune_thresholds` (post-processing thresholds chosen on validation
-images, in :mod:`dlbio_teach.tuning`). :func:`~dlbio_teach.tuning.tune_otsu_watershed`
-tunes the baseline the same way. The building blocks:
+and an image in, instance labels out; tiled for large images: :func:`predict_maps`, then
+:func:`instances_from_maps`) and :func:`~dlbio_teach.tuning.tune_thresholds`
+(post-processing thresholds chosen on validation images). :func:`label_tiles_separately`
+is what *not* to do on a large image (label each tile on its own), kept to show the seams.
 
-* :func:`otsu_watershed`, the baseline every network must beat: Otsu's threshold, then a
-  watershed on the distance transform to split touching nuclei (scikit-image).
-* :func:`three_class_targets`: background / interior / boundary from an instance mask, the
-  training target of the U-Net (the boundary class keeps touching nuclei apart).
-* :func:`instances_from_interior`: from the predicted interior probability back to
-  labelled nuclei, seeded by the connected interior regions and grown over the foreground.
-* :func:`distance_targets`: the second formulation, a regression target that is 1 at the
-  centre of every nucleus and falls to 0 at its edge; seeds are where it is high.
-* :func:`label_tiles_separately`: what *not* to do on a large image (label each tile on
-  its own), kept to show the seams it makes.
+The building blocks have modules of their own: the classical baseline every network must
+beat (:mod:`dlbio_teach.baseline`), the training targets and the instances read back from
+them (:mod:`dlbio_teach.targets`), and a volume's planes (:mod:`dlbio_teach.planes`).
+Their functions are documented there, and can still be imported from here
+(``from dlbio_teach.segmentation import otsu_watershed``).
 
-Volumes ``(Z, Y, X)`` take the same functions with ``axes="ZYX"`` (a volume's shape alone
-cannot be told from a stack of images): the baseline and the targets in 3D, with the
-voxels' ``anisotropy`` (their size along Z, Y and X, e.g. ``(2, 1, 1)`` when the planes
-are twice as far apart as the pixels; :func:`anisotropy_from_labels` measures it from the
-nuclei) for the distances; a :class:`SegmentationConfig` with ``axes="ZYX"`` trains a 3D
-U-Net. A 2D network can segment a volume too, plane by plane: :func:`label_planes` runs
-any 2D segmenter on each plane and :func:`join_planes` joins the planes' nuclei across Z
-by their overlap.
+Volumes ``(Z, Y, X)`` take the same calls with ``axes="ZYX"``: a
+:class:`SegmentationConfig` with ``axes="ZYX"`` trains a 3D U-Net, with the voxels'
+``anisotropy`` (:func:`~dlbio_teach.planes.anisotropy_from_labels`) for the distances and
+rays. A 2D network segments a volume plane by plane
+(:func:`~dlbio_teach.planes.label_planes`, then :func:`~dlbio_teach.planes.join_planes`).
 """
 from __future__ import annotations
 
@@ -37,14 +29,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage as ndi
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial import cKDTree
-from skimage import feature, filters, measure, segmentation
+from skimage import measure, segmentation  # noqa: F401 (measure: label_tiles_separately's example)
 from torch.nn import functional as F
 
 from .augment import Augmentation, SegmentationTransform
+from .baseline import otsu_watershed  # noqa: F401 (importable from here, see above)
 from .models import UNet
+from .planes import (  # noqa: F401 (importable from here, see above)
+    anisotropy_from_labels,
+    join_planes,
+    label_planes,
+)
 from .prediction import network_ndim, predict
 from .preprocessing import check_image, check_labels, random_patches, spatial_ndim
 from .records import RECORD_FILE, RunRecord, _plain, rebuild_model
@@ -58,357 +53,24 @@ from .star import (
     instances_from_star,
     star_targets,
 )
+from .targets import (  # noqa: F401 (importable from here, see above)
+    BACKGROUND,
+    BOUNDARY,
+    INTERIOR,
+    class_weights,
+    distance_targets,
+    instances_from_distance,
+    instances_from_interior,
+    three_class_targets,
+)
 from .training import History, fit
 
-__all__ = ["BACKGROUND", "INTERIOR", "BOUNDARY", "three_class_targets", "class_weights",
-           "otsu_watershed", "instances_from_interior", "distance_targets",
-           "instances_from_distance", "label_tiles_separately", "anisotropy_from_labels",
-           "label_planes", "join_planes", "FORMULATIONS", "SegmentationConfig",
-           "training_targets", "WeightedCrossEntropy", "train_segmentation", "predict_maps",
-           "instances_from_maps", "segment"]
-
-#: The classes of the three-class targets.
-BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
-
-
-def three_class_targets(labels, *, axes: str | None = None) -> np.ndarray:
-    """Classes per pixel: 0 background, 1 object interior, 2 object boundary.
-
-    The boundary is the inner one-pixel rim of each object, so that touching objects are
-    separated by their boundaries in the target. A volume ``(Z, Y, X)`` (``axes="ZYX"``)
-    gets a one-voxel rim, its top and bottom planes included.
-
-    Examples
-    --------
-    >>> lab = np.zeros((6, 6), int); lab[1:5, 1:5] = 1
-    >>> three_class_targets(lab)[1:5, 1:5].tolist()
-    [[2, 2, 2, 2], [2, 1, 1, 2], [2, 1, 1, 2], [2, 2, 2, 2]]
-    """
-    labels = check_labels(labels, axes=axes)
-    target = np.where(labels > 0, INTERIOR, BACKGROUND).astype(np.int64)
-    target[segmentation.find_boundaries(labels, mode="inner") & (labels > 0)] = BOUNDARY
-    return target
-
-
-def class_weights(targets, n_classes: int = 3) -> np.ndarray:
-    """Inverse-frequency class weights, normalised to mean 1, for a weighted loss.
-
-    Examples
-    --------
-    >>> [round(float(w), 2) for w in class_weights(np.array([0, 0, 0, 1, 2, 2]))]
-    [0.55, 1.64, 0.82]
-    """
-    counts = np.bincount(np.asarray(targets).ravel(), minlength=n_classes).astype(float)
-    if np.any(counts == 0):
-        raise ValueError(f"a class is absent from the targets (counts {counts.tolist()}); "
-                         "use more training images.")
-    weights = counts.sum() / counts
-    return (weights / weights.mean()).astype(np.float32)
-
-
-def _centres(distance, foreground, min_distance: int, anisotropy) -> np.ndarray:
-    """Watershed markers: maxima of ``distance`` at least ``min_distance`` apart.
-
-    With voxels of size ``anisotropy`` the distance is measured in those units (fewer
-    voxels along a coarse axis): of the maxima of such windows, the highest is kept and
-    any other of its object within its window dropped, as ``peak_local_max`` does with
-    cubic windows."""
-    regions = measure.label(foreground)
-
-    def peaks(**window):   # (0, 2) when there are none, whatever the axes: reshape
-        return feature.peak_local_max(distance, labels=regions, exclude_border=False,
-                                      **window).reshape(-1, distance.ndim)
-
-    if anisotropy is None:
-        found = peaks(min_distance=min_distance)
-    else:
-        radii = np.array([max(1, round(min_distance / a)) for a in anisotropy])
-        found = peaks(footprint=np.ones(2 * radii + 1, bool))
-        found = found[np.argsort(-distance[tuple(found.T)], kind="stable")]
-        region = regions[tuple(found.T)]
-        near = cKDTree(found / radii).query_ball_point(found / radii, r=1, p=np.inf)
-        dropped = np.zeros(len(found), bool)
-        for i, others in enumerate(near):
-            if not dropped[i]:
-                dropped[[j for j in others if j > i and region[j] == region[i]]] = True
-        found = found[~dropped]
-    markers = np.zeros(distance.shape, np.int32)
-    markers[tuple(found.T)] = np.arange(1, len(found) + 1)
-    return markers
-
-
-def otsu_watershed(image, *, min_distance: int = 8, min_size: int = 10,
-                   axes: str | None = None, anisotropy=None) -> np.ndarray:
-    """Classical nuclei segmentation: Otsu threshold, distance-transform watershed.
-
-    Parameters
-    ----------
-    image : ndarray ``(Y, X)``, or ``(Z, Y, X)`` with ``axes="ZYX"``
-        Nuclei bright on a dark background.
-    min_distance : int
-        Smallest distance between two nucleus centres (peaks of the distance transform);
-        too small splits nuclei, too large merges them: choose it on validation images.
-    min_size : int
-        Objects smaller than this many pixels (voxels) are removed.
-    axes : {None, "YX", "ZYX"}
-        ``"ZYX"`` for a volume: Otsu's threshold of all its voxels, the distance transform
-        and the watershed in 3D.
-    anisotropy : tuple of 3 float, optional
-        For a volume, the voxel size along ``(Z, Y, X)`` (relative: ``(2, 1, 1)`` when the
-        planes are twice as far apart as the pixels). Distances, ``min_distance`` among
-        them, are then measured in these units, so a nucleus that is round in space has
-        its peak at its centre. ``None``: cubic voxels.
-
-    Examples
-    --------
-    >>> img = np.zeros((20, 40)); img[5:15, 5:15] = 1; img[5:15, 25:35] = 1
-    >>> int(otsu_watershed(img).max())
-    2
-    >>> vol = np.zeros((8, 20, 40)); vol[2:6, 5:15, 5:15] = 1; vol[2:6, 5:15, 25:35] = 1
-    >>> int(otsu_watershed(vol, axes="ZYX", anisotropy=(2, 1, 1), min_distance=4).max())
-    2
-    """
-    image = check_image(image, axes=axes)
-    anisotropy = check_anisotropy(anisotropy, axes)
-    foreground = image > filters.threshold_otsu(image)
-    # Drop specks (4-connected regions under min_size pixels); written out rather than
-    # remove_small_objects, whose keyword changed in scikit-image 0.26.
-    regions = measure.label(foreground, connectivity=1)
-    foreground = np.bincount(regions.ravel())[regions] >= min_size
-    foreground &= regions > 0
-    distance = ndi.distance_transform_edt(foreground, sampling=anisotropy)
-    markers = _centres(distance, foreground, min_distance, anisotropy)
-    labels = segmentation.watershed(-distance, markers, mask=foreground)
-    return segmentation.relabel_sequential(labels)[0].astype(np.int32)
-
-
-def instances_from_interior(interior, foreground=None, *, threshold: float = 0.5,
-                            min_size: int = 10, axes: str | None = None) -> np.ndarray:
-    """Label nuclei from a predicted interior probability ``(Y, X)`` (or ``(Z, Y, X)``
-    with ``axes="ZYX"``).
-
-    Connected regions of ``interior > threshold`` are the seeds; each is grown by a
-    watershed over ``foreground`` (e.g. interior + boundary probability > 0.5), so that
-    the boundary pixels go to the nearest nucleus. Choose ``threshold`` on validation
-    images.
-
-    Examples
-    --------
-    >>> p = np.zeros((10, 20)); p[2:8, 2:8] = 0.9; p[2:8, 12:18] = 0.9
-    >>> int(instances_from_interior(p, min_size=4).max())
-    2
-    """
-    interior = check_image(interior, name="interior", axes=axes)
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
-    seeds = measure.label(interior > threshold)
-    small = np.bincount(seeds.ravel()) < min_size
-    small[0] = False
-    seeds[small[seeds]] = 0
-    mask = seeds > 0 if foreground is None else (np.asarray(foreground, bool) | (seeds > 0))
-    labels = segmentation.watershed(-interior, seeds, mask=mask)
-    return segmentation.relabel_sequential(labels)[0].astype(np.int32)
-
-
-def distance_targets(labels, *, axes: str | None = None, anisotropy=None) -> np.ndarray:
-    """Distance to the object's edge, divided by its maximum within each object.
-
-    Every nucleus, small or large, gets 1 at its centre and falls towards 0 at its edge;
-    background is 0. Touching nuclei are separated by a valley, so thresholding a predicted
-    map high gives one seed per nucleus. Per-object normalisation is the choice of this
-    course (it keeps small nuclei's seeds); unnormalised distances are also used. A volume
-    ``(Z, Y, X)`` (``axes="ZYX"``) gets the 3D distance, measured with voxels of size
-    ``anisotropy`` along ``(Z, Y, X)`` (``None``: cubic voxels).
-
-    Examples
-    --------
-    >>> lab = np.zeros((7, 7), int); lab[1:6, 1:6] = 1
-    >>> d = distance_targets(lab)
-    >>> [round(float(v), 2) for v in d[3, 1:6]], float(d[0, 0])
-    ([0.33, 0.67, 1.0, 0.67, 0.33], 0.0)
-    """
-    labels = check_labels(labels, axes=axes)
-    anisotropy = check_anisotropy(anisotropy, axes)
-    unpad = (slice(1, -1),) * labels.ndim
-    out = np.zeros(labels.shape, np.float32)
-    for i, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None:
-            continue
-        inside = labels[box] == i
-        # Pad so that an object touching the image border still falls to 0 there.
-        distance = ndi.distance_transform_edt(np.pad(inside, 1), sampling=anisotropy)[unpad]
-        out[box][inside] = distance[inside] / distance.max()
-    return out
-
-
-def instances_from_distance(distance, *, seed_threshold: float = 0.5,
-                            foreground_threshold: float = 0.1, min_size: int = 10,
-                            axes: str | None = None) -> np.ndarray:
-    """Label nuclei from a predicted :func:`distance_targets` map ``(Y, X)`` (or
-    ``(Z, Y, X)`` with ``axes="ZYX"``).
-
-    Seeds are the connected regions of ``distance > seed_threshold`` (the nuclei's
-    centres); a watershed on the distance grows them over ``distance >
-    foreground_threshold``. Choose both thresholds on validation images.
-
-    Examples
-    --------
-    >>> lab = np.zeros((10, 21), int); lab[1:9, 1:10] = 1; lab[1:9, 10:19] = 2
-    >>> int(instances_from_distance(distance_targets(lab)).max())
-    2
-    """
-    distance = check_image(distance, name="distance", axes=axes)
-    if not 0 <= foreground_threshold < seed_threshold < 1:
-        raise ValueError("need 0 <= foreground_threshold < seed_threshold < 1, got "
-                         f"{foreground_threshold} and {seed_threshold}.")
-    return instances_from_interior(np.clip(distance, 0, 1), distance > foreground_threshold,
-                                   threshold=seed_threshold, min_size=min_size, axes=axes)
-
-
-def label_tiles_separately(image, segment, *, tile_size: int) -> np.ndarray:
-    """Segment each tile of ``image`` on its own with ``segment`` and paste the labels.
-
-    The naive way to process a large image, shown in the course to count the nuclei it
-    cuts in two at tile borders. Instead, predict the probability map with overlapping
-    tiles (:func:`dlbio_teach.prediction.predict` with ``tile_size``) and label the whole
-    map once.
-
-    Examples
-    --------
-    >>> img = np.zeros((8, 8)); img[2:6, 2:6] = 1
-    >>> seg = lambda tile: measure.label(tile > 0.5)
-    >>> int(label_tiles_separately(img, seg, tile_size=4).max())
-    4
-    """
-    image = check_image(image)
-    out = np.zeros(image.shape, np.int32)
-    offset = 0
-    for y in range(0, image.shape[0], tile_size):
-        for x in range(0, image.shape[1], tile_size):
-            tile_labels = np.asarray(segment(image[y:y + tile_size, x:x + tile_size]))
-            tile_labels = segmentation.relabel_sequential(tile_labels)[0]
-            out[y:y + tile_size, x:x + tile_size] = np.where(tile_labels > 0,
-                                                             tile_labels + offset, 0)
-            offset += int(tile_labels.max())
-    return out
-
-
-def anisotropy_from_labels(labels) -> tuple:
-    """The voxels' anisotropy read from the nuclei of a volume's instance mask ``(Z, Y, X)``.
-
-    Nuclei are about as long along Z as along Y and X in space; a volume whose planes are
-    far apart shows them flat. The median extent of the nuclei along each axis (their
-    bounding boxes), divided into the largest of the three, gives the size of a voxel
-    along ``(Z, Y, X)`` relative to the finest axis: StarDist's recipe
-    (``max(extents) / extents``).
-
-    Examples
-    --------
-    >>> lab = np.zeros((8, 20, 20), int); lab[2:5, 2:8, 2:8] = 1; lab[3:6, 10:16, 9:15] = 2
-    >>> anisotropy_from_labels(lab)
-    (2.0, 1.0, 1.0)
-    """
-    labels = check_labels(labels, axes="ZYX")
-    boxes = [box for box in ndi.find_objects(labels) if box is not None]
-    if not boxes:
-        raise ValueError("labels has no objects: the anisotropy is read from the nuclei's "
-                         "extents; pass a mask with some.")
-    extents = np.median([[s.stop - s.start for s in box] for box in boxes], axis=0)
-    return tuple(float(v) for v in extents.max() / extents)
-
-
-def label_planes(volume, segment_plane) -> np.ndarray:
-    """Segment each plane of a volume ``(Z, Y, X)`` on its own: instance labels per plane.
-
-    ``segment_plane(plane)`` is any 2D segmenter (a plane ``(Y, X)`` in, its labels out),
-    e.g. ``lambda p: segment(model, p, formulation=..., thresholds=...)`` for a network
-    trained on images. The planes' ids are their own: join the planes' nuclei with
-    :func:`join_planes`.
-
-    Examples
-    --------
-    >>> vol = np.zeros((3, 8, 8)); vol[:, 2:6, 2:6] = 1
-    >>> planes = label_planes(vol, lambda p: measure.label(p > 0.5))
-    >>> planes.shape, planes[:, 3, 3].tolist()
-    ((3, 8, 8), [1, 1, 1])
-    """
-    volume = check_image(volume, name="volume", axes="ZYX")
-    out = np.zeros(volume.shape, np.int32)
-    for z, plane in enumerate(volume):
-        labels = check_labels(segment_plane(plane), name=f"the labels of plane {z}")
-        if labels.shape != plane.shape:
-            raise ValueError(f"segment_plane gave labels of shape {labels.shape} for plane {z} "
-                             f"of shape {plane.shape}; it must label the plane it is given.")
-        out[z] = labels
-    return out
-
-
-def _continuations(previous: np.ndarray, plane: np.ndarray, min_overlap: float) -> dict:
-    """``{id in plane: id in previous}`` for the objects of ``plane`` that continue one of
-    ``previous``: one-to-one (Hungarian), overlapping at least ``min_overlap`` of the
-    smaller of the two."""
-    both = (previous > 0) & (plane > 0)
-    if not both.any():
-        return {}
-    pairs, counts = np.unique(np.stack([previous[both], plane[both]]), axis=1,
-                              return_counts=True)
-    before, rows = np.unique(pairs[0], return_inverse=True)
-    after, cols = np.unique(pairs[1], return_inverse=True)
-    shared = np.zeros((len(before), len(after)))
-    shared[rows, cols] = counts
-    smaller = np.minimum(np.bincount(previous.ravel())[before][:, None],
-                         np.bincount(plane.ravel())[after][None, :])
-    overlap = shared / smaller
-    rows, cols = linear_sum_assignment(-overlap)
-    keep = overlap[rows, cols] >= min_overlap
-    return {int(after[c]): int(before[r]) for r, c in zip(rows[keep], cols[keep])}
-
-
-def join_planes(plane_labels, *, min_overlap: float = 0.5) -> np.ndarray:
-    """Join the nuclei of consecutive planes into 3D nuclei: labels ``(Z, Y, X)``.
-
-    ``plane_labels`` holds each plane's own instance labels (:func:`label_planes`), their
-    ids unrelated from plane to plane. Going up the stack, each object of a plane is
-    matched to at most one object of the plane below, one-to-one, by the Hungarian
-    algorithm (:func:`scipy.optimize.linear_sum_assignment`) on their overlap: the
-    fraction of the *smaller* of the two that lies in the other. A pair overlapping at
-    least ``min_overlap`` is one nucleus; an object left unmatched starts a new one.
-
-    The overlap is measured on the smaller section rather than as their IoU because a
-    nucleus's sections shrink towards its top and bottom: a small cap lies inside the
-    section below it (overlap near 1) although their IoU is low. Two neighbours that
-    merely touch overlap little. Choose ``min_overlap`` on validation volumes
-    (:func:`~dlbio_teach.tuning.tune_join_planes`). A nucleus missed in one plane is cut
-    in two: planes are only joined to the next.
-
-    Examples
-    --------
-    >>> planes = np.zeros((3, 6, 12), int)
-    >>> planes[0, 1:5, 1:5] = 4; planes[1, 1:5, 2:6] = 9; planes[2, 1:5, 7:11] = 2
-    >>> joined = join_planes(planes)
-    >>> joined[:, 2, 3].tolist(), int(joined[2, 2, 8])
-    ([1, 1, 0], 2)
-    """
-    planes = check_labels(plane_labels, name="plane_labels", axes="ZYX")
-    if not 0 < min_overlap <= 1:
-        raise ValueError(f"min_overlap must be in (0, 1], the fraction of the smaller "
-                         f"section that overlaps the other; got {min_overlap}.")
-    out = np.zeros(planes.shape, np.int32)
-    n_objects = 0
-    for z, plane in enumerate(planes):
-        ids = np.unique(plane[plane > 0])
-        joined = _continuations(out[z - 1], plane, min_overlap) if z else {}
-        lookup = np.zeros(int(plane.max()) + 1, np.int32)
-        for i in ids:
-            if i not in joined:
-                n_objects += 1
-                joined[i] = n_objects
-            lookup[i] = joined[i]
-        out[z] = lookup[plane]
-    return out
-
-
-# --- Training, decoding and tuning: one shape for every formulation ----------------------
+# This module's own names, documented on its page. The names of the baseline, targets
+# and planes modules above are importable from here too, but are not listed: each is
+# documented once, in its own module.
+__all__ = ["FORMULATIONS", "SegmentationConfig", "training_targets", "WeightedCrossEntropy",
+           "train_segmentation", "predict_maps", "instances_from_maps", "segment",
+           "label_tiles_separately"]
 
 #: What a U-Net learns to predict, three classes, the distance to the nucleus edge, or
 #: StarDist's object probability and radial distances.
@@ -427,8 +89,9 @@ class SegmentationConfig:
     """Everything that defines one segmentation training; stored in the run record.
 
     ``formulation`` is what the U-Net learns: ``"three_class"`` (background / interior /
-    boundary, weighted cross-entropy), ``"distance"`` (:func:`distance_targets`, mean
-    squared error) or ``"stardist"`` (:func:`~dlbio_teach.star.star_targets` with
+    boundary, weighted cross-entropy), ``"distance"``
+    (:func:`~dlbio_teach.targets.distance_targets`, mean squared error) or ``"stardist"``
+    (:func:`~dlbio_teach.star.star_targets` with
     ``n_rays`` rays, :class:`~dlbio_teach.star.StarDistLoss`; ``n_rays`` a multiple of 4
     when ``augment``, so that rotations map rays onto rays). ``n_val_patches`` defaults
     to ``max(32, n_patches // 4)``; ``n_rays`` to StarDist's 32 (96 for volumes).
@@ -612,7 +275,8 @@ def training_targets(labels, *, formulation: str, n_rays: int | None = None,
 
 
 class WeightedCrossEntropy:
-    """Cross-entropy with one weight per class (:func:`class_weights`), as a loss function."""
+    """Cross-entropy with one weight per class (:func:`~dlbio_teach.targets.class_weights`),
+    as a loss function."""
 
     __name__ = "weighted cross-entropy"
 
@@ -850,8 +514,9 @@ def instances_from_maps(maps, *, formulation: str, seed_threshold: float | None 
     """Label nuclei from :func:`predict_maps`, with thresholds chosen on validation images.
 
     Three classes: seeds where P(interior) > ``seed_threshold``, grown over the pixels
-    where P(interior) + P(boundary) > 0.5. Distance: :func:`instances_from_distance`.
-    StarDist: :func:`~dlbio_teach.star.instances_from_star` with ``prob_threshold`` and
+    where P(interior) + P(boundary) > 0.5. Distance:
+    :func:`~dlbio_teach.targets.instances_from_distance`. StarDist:
+    :func:`~dlbio_teach.star.instances_from_star` with ``prob_threshold`` and
     ``nms_threshold`` (the other thresholds do not apply). The maps of a volume need
     ``axes="ZYX"``; StarDist's also the ``anisotropy`` the network was trained with
     (``config.anisotropy``), which shapes its rays.
@@ -890,7 +555,8 @@ def segment(model, image, *, formulation: str, thresholds: dict, tile_size=None,
     With ``tile_size`` the maps are predicted tile by tile and labelled once, so large
     images get no seams. A volume ``(Z, Y, X)`` needs ``axes="ZYX"`` and a network of
     volumes (StarDist's also its ``anisotropy``); a network of images segments a volume
-    plane by plane with :func:`label_planes` and :func:`join_planes`.
+    plane by plane with :func:`~dlbio_teach.planes.label_planes` and
+    :func:`~dlbio_teach.planes.join_planes`.
 
     Examples
     --------
@@ -903,3 +569,31 @@ def segment(model, image, *, formulation: str, thresholds: dict, tile_size=None,
                         device=device, axes=axes)
     return instances_from_maps(maps, formulation=formulation, axes=axes, anisotropy=anisotropy,
                                **thresholds)
+
+
+def label_tiles_separately(image, segment, *, tile_size: int) -> np.ndarray:
+    """Segment each tile of ``image`` on its own with ``segment`` and paste the labels.
+
+    The naive way to process a large image, shown in the course to count the nuclei it
+    cuts in two at tile borders. Instead, predict the probability map with overlapping
+    tiles (:func:`dlbio_teach.prediction.predict` with ``tile_size``) and label the whole
+    map once.
+
+    Examples
+    --------
+    >>> img = np.zeros((8, 8)); img[2:6, 2:6] = 1
+    >>> seg = lambda tile: measure.label(tile > 0.5)
+    >>> int(label_tiles_separately(img, seg, tile_size=4).max())
+    4
+    """
+    image = check_image(image)
+    out = np.zeros(image.shape, np.int32)
+    offset = 0
+    for y in range(0, image.shape[0], tile_size):
+        for x in range(0, image.shape[1], tile_size):
+            tile_labels = np.asarray(segment(image[y:y + tile_size, x:x + tile_size]))
+            tile_labels = segmentation.relabel_sequential(tile_labels)[0]
+            out[y:y + tile_size, x:x + tile_size] = np.where(tile_labels > 0,
+                                                             tile_labels + offset, 0)
+            offset += int(tile_labels.max())
+    return out

@@ -287,6 +287,18 @@ class TrackingScores:
         return asdict(self)
 
 
+def _numbered_from_one(movie: Movie) -> Movie:
+    """The same movie with its tracks numbered 1, 2, ... in the order of the table (the
+    labels of the masks and the parents renumbered together)."""
+    labels, tracks = np.asarray(movie.labels), np.asarray(movie.tracks, np.int64).reshape(-1, 4)
+    present = np.unique(labels[labels > 0])
+    order = np.concatenate([tracks[:, 0], np.setdiff1d(present, tracks[:, 0])])
+    lut = np.zeros(int(max(order.max(initial=0), labels.max(initial=0))) + 1, np.int32)
+    lut[order] = np.arange(1, len(order) + 1)
+    renumbered = np.column_stack([lut[tracks[:, 0]], tracks[:, 1:3], lut[tracks[:, 3]]])
+    return Movie(lut[labels], renumbered, movie.images, movie.info)
+
+
 def score_tracking(truth: Movie, result: Movie) -> TrackingScores:
     """Score a tracking result against the truth with ``traccuracy``'s CTC measures.
 
@@ -294,6 +306,10 @@ def score_tracking(truth: Movie, result: Movie) -> TrackingScores:
     does (a result nucleus covers more than half of a true one); for the division F1
     (``DivisionMetrics``, a division counts when found in its frame with both daughters)
     they are paired one to one at IoU >= 0.5.
+
+    The tracks of each movie are numbered 1, 2, ... before they are compared, which
+    changes no score: the Challenge's masks number nuclei by track, up to 65535, and
+    ``traccuracy``'s IoU matching builds a table as large as the largest label squared.
 
     Examples
     --------
@@ -312,6 +328,7 @@ def score_tracking(truth: Movie, result: Movie) -> TrackingScores:
     if truth.labels.shape != result.labels.shape:
         raise ValueError(f"truth and result must be movies of the same shape, got "
                          f"{truth.labels.shape} and {result.labels.shape}.")
+    truth, result = _numbered_from_one(truth), _numbered_from_one(result)
     logging.getLogger("traccuracy").setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")      # and traccuracy's progress bars are not shown

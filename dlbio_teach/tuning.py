@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .baseline import otsu_watershed
 from .metrics import match_dataset
-from .segmentation import _check_formulation, instances_from_maps, join_planes, otsu_watershed
+from .planes import join_planes
+from .segmentation import _check_formulation, instances_from_maps
 from .star import star_threshold_grid
 
 __all__ = ["SEED_THRESHOLDS", "FOREGROUND_THRESHOLDS", "threshold_grid", "Tuning",
@@ -93,7 +95,7 @@ def tune_thresholds(maps, labels, *, formulation: str, candidates=None,
 
     Examples
     --------
-    >>> from dlbio_teach.segmentation import distance_targets
+    >>> from dlbio_teach.targets import distance_targets
     >>> lab = np.zeros((10, 21), int); lab[1:9, 1:10] = 1; lab[1:9, 10:19] = 2
     >>> tuned = tune_thresholds([distance_targets(lab)], [lab], formulation="distance")
     >>> tuned.score
@@ -126,14 +128,14 @@ def tune_otsu_watershed(images, labels, *, min_distances=(3, 4, 6, 8, 10, 12),
 
 def tune_join_planes(plane_labels, labels, *, min_overlaps=(0.1, 0.2, 0.3, 0.5, 0.7, 0.9),
                      iou_threshold: float = 0.5) -> Tuning:
-    """Choose :func:`~dlbio_teach.segmentation.join_planes`'s ``min_overlap`` with the best
+    """Choose :func:`~dlbio_teach.planes.join_planes`'s ``min_overlap`` with the best
     pooled F1 on validation volumes.
 
     Parameters
     ----------
     plane_labels : sequence of ndarray ``(Z, Y, X)``
         Each validation volume's per-plane labels
-        (:func:`~dlbio_teach.segmentation.label_planes`, computed once).
+        (:func:`~dlbio_teach.planes.label_planes`, computed once).
     labels : sequence of ndarray ``(Z, Y, X)``
         Their 3D instance masks.
     min_overlaps : sequence of float

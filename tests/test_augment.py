@@ -15,14 +15,10 @@ from dlbio_teach.augment import (
     scale_offset,
     zoom,
 )
-from dlbio_teach.segmentation import (
-    SegmentationConfig,
-    distance_targets,
-    three_class_targets,
-    train_segmentation,
-)
+from dlbio_teach.segmentation import SegmentationConfig, train_segmentation
 from dlbio_teach.star import star_targets
 from dlbio_teach.synthetic import nuclei
+from dlbio_teach.targets import distance_targets, three_class_targets
 from dlbio_teach.training import _augment
 
 

@@ -8,9 +8,10 @@ download is needed). The test is offline: requests to other hosts are blocked an
 never made; ``<a href>`` links to other sites are not followed.
 
 Without Chromium or Playwright the tests skip with the reason, except in CI (``CI=true``),
-where they fail: ``.ci/run`` installs Chromium. Screenshots of the landing page and of
-chapter 2 go to ``test-artifacts/`` at the repository root (``DLBIO_TEST_ARTIFACTS``
-overrides it), with a report of what each page requested.
+where they fail: ``.ci/run`` installs Chromium. Screenshots of the landing page (whole, and
+its first screen in a 1280 x 900 window, which must hold how to start and every chapter's
+card) and of chapter 2 go to ``test-artifacts/`` at the repository root
+(``DLBIO_TEST_ARTIFACTS`` overrides it), with a report of what each page requested.
 """
 from __future__ import annotations
 
@@ -30,7 +31,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = {"landing": "index.html", "chapter-2": "notebooks/02_restoration.html"}
+VIEWPORT = {"width": 1280, "height": 900}
+# Whole pages, except the first screen of the landing page (what a newcomer sees first).
+SCREENSHOTS = {"landing": "index.html", "landing-first-screen": "book/intro.html",
+               "chapter-2": "notebooks/02_restoration.html"}
+FULL_PAGE = {"landing", "chapter-2"}
 
 # Wait for every image of the page (lazy ones made eager) to load or fail, then report them.
 IMAGES_JS = """async () => {
@@ -49,6 +54,17 @@ MATH_JS = """() => ({formulas: document.querySelectorAll('.math').length,
                     typeset: document.querySelectorAll('mjx-container').length})"""
 IDS_JS = """() => Array.from(document.querySelectorAll('[id]'), e => e.id).concat(
   Array.from(document.querySelectorAll('a[name]'), a => a.name))"""
+# Where the landing page's blocks lie in the window, before any scrolling.
+LANDING_JS = """() => {
+  const box = e => { const r = e.getBoundingClientRect();
+    return {top: r.top, bottom: r.bottom, left: r.left, right: r.right}; };
+  return {window: {width: window.innerWidth, height: window.innerHeight},
+          start: Array.from(document.querySelectorAll('.landing-start'), box),
+          cards: Array.from(document.querySelectorAll('.landing-chapters .sd-card'), c => ({
+            title: (c.querySelector('.sd-card-title') || c).textContent.trim(),
+            image: (c.querySelector('img') || {}).naturalWidth || 0, ...box(c)}))};
+}"""
+LANDING = "book/intro.html"
 
 
 def _in_ci() -> bool:
@@ -104,6 +120,7 @@ class Crawl:
     links: dict = field(default_factory=dict)            # page -> resolved hrefs
     ids: dict = field(default_factory=dict)              # served path -> ids in the DOM
     screenshots: dict = field(default_factory=dict)      # name -> file
+    landing: dict = field(default_factory=dict)          # LANDING_JS on the landing page
     math: dict = field(default_factory=dict)             # page -> {formulas, typeset}
 
     def is_internal(self, url: str) -> bool:
@@ -209,17 +226,19 @@ def crawl(built_book, pytestconfig) -> Crawl:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                          service_workers="block")
+            context = browser.new_context(viewport=VIEWPORT, service_workers="block")
             try:
                 for name in _book_pages(html):
                     page = _open(context, result, name)
                     _inspect(page, result, name)
+                    if name == LANDING:
+                        page.evaluate("window.scrollTo(0, 0)")
+                        result.landing = page.evaluate(LANDING_JS)
                     result.pages.append(name)
                     for shot, target in SCREENSHOTS.items():
                         if name == target:
                             path = out / f"book-{shot}.png"
-                            page.screenshot(path=str(path), full_page=shot == "landing")
+                            page.screenshot(path=str(path), full_page=shot in FULL_PAGE)
                             result.screenshots[shot] = path
                     page.close()
             finally:
@@ -307,3 +326,23 @@ def test_formulas_are_typeset_offline(crawl):
     assert not untypeset, ("formulas left as raw TeX (page | formulas | typeset):\n"
                            + _listing(untypeset))
     assert not [url for url in crawl.external if "mathjax" in url.lower()], crawl.external
+
+
+def test_landing_first_screen_holds_how_to_start_and_every_chapter(crawl):
+    """At 1280 x 900, the landing page shows, without scrolling, how to start and a card
+    for each chapter with its figure (and the card that leads to how the course works)."""
+    landing = crawl.landing
+    assert landing, f"{LANDING} was not inspected"
+    chapters = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    cards = landing["cards"]
+    assert len(cards) == len(chapters) + 1, [c["title"] for c in cards]
+    height, width = landing["window"]["height"], landing["window"]["width"]
+    assert (height, width) == (VIEWPORT["height"], VIEWPORT["width"]), landing["window"]
+    below = [(c["title"], round(c["bottom"])) for c in cards
+             if c["bottom"] > height or c["right"] > width]
+    shot = crawl.screenshots.get("landing-first-screen")
+    assert not below, (f"cards not wholly on the first screen ({width} x {height}; "
+                       f"title | bottom): {below}; see {shot}")
+    assert all(c["image"] > 0 for c in cards[:len(chapters)]), cards
+    start = landing["start"]
+    assert start and all(b["bottom"] <= height for b in start), (start, shot)

@@ -1,11 +1,15 @@
 """What the book's pages state, checked against the package: the version (package, book,
-changelog), the run-profile table, the chapters' Colab cell, the API reference (a page per
-module, in the table of contents, documenting every public name), and the code of the page
-"Apply a chapter to your own images", run as printed on small synthetic TIFF files.
+changelog), the run-profile table (book/profiles.md), the landing page (a card and a figure
+per chapter, the figures taken from the chapters' committed outputs by book/_ext/dlbio_book.py,
+how to start), the chapters' Colab cell, the API reference (a page per module, in the table
+of contents, documenting every public name), and the code of the page "Apply a chapter to
+your own images", run as printed on small synthetic TIFF files.
 """
 from __future__ import annotations
 
+import base64
 import importlib
+import importlib.util
 import json
 import re
 import sys
@@ -60,20 +64,202 @@ def test_changelog_matches_the_version():
     assert f"[Unreleased]: {REPOSITORY}/compare/v{VERSION}...HEAD" in text
 
 
-# --- the run-profile table of the introduction ------------------------------------------
+# --- the run-profile table (book/profiles.md) ---------------------------------------------
 
-def test_intro_profile_table_matches_the_profiles():
+def _profile_rows(text: str) -> dict:
+    """The rows of a page's profile table: name -> [epochs, patches, size, channels, seeds]."""
     rows = {}
-    for line in _read("book/intro.md").splitlines():
+    for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 7 and cells[0].strip("`") in PROFILES:
             rows[cells[0].strip("`")] = [int(c) for c in cells[2:]]
-    assert set(rows) == set(PROFILES), f"profiles in the intro table: {sorted(rows)}"
+    return rows
+
+
+def test_profile_rows_are_read():
+    table = ("| profile | for | epochs | patches | size | channels | seeds |\n"
+             "|---|---|---|---|---|---|---|\n| `smoke` | tests | 6 | 256 | 32 | 8 | 2 |\n")
+    assert _profile_rows(table) == {"smoke": [6, 256, 32, 8, 2]}
+
+
+def test_profile_table_matches_the_profiles():
+    rows = _profile_rows(_read("book/profiles.md"))
+    assert set(rows) == set(PROFILES), f"profiles in the table of book/profiles.md: {sorted(rows)}"
     for name, values in rows.items():
         p = PROFILES[name]
         assert values == [p.epochs, p.n_patches, p.patch_size, p.base_channels, p.n_seeds], (
-            f"book/intro.md: the {name!r} row says {values}; dlbio_teach.runtime.PROFILES "
+            f"book/profiles.md: the {name!r} row says {values}; dlbio_teach.runtime.PROFILES "
             f"says {[p.epochs, p.n_patches, p.patch_size, p.base_channels, p.n_seeds]}")
+
+
+def test_profiles_page_says_full_is_unverified():
+    """``full`` has never run end to end: the page says so, in its row and in its text."""
+    text = _read("book/profiles.md")
+    full_row = next(line for line in text.splitlines() if line.startswith("| `full`"))
+    assert "unverified" in full_row and "never run end to end" in full_row, full_row
+    assert "only on request" in text
+
+
+# --- where each chapter shows its table over seeds (book/seeds.md) ------------------------
+
+def _seed_table_sections(path: Path) -> tuple[str, str, str]:
+    """The section (its H2 heading) whose output holds the chapter's table over seeds, the
+    H2 heading that follows it, and the seeds the table names."""
+    headings, found, seeds = [], None, None
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            headings += [line for line in source.splitlines() if line.startswith("## ")]
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("text", "")) + "".join(
+                (output.get("data") or {}).get("text/markdown", ""))
+            match = re.search(r"benchmarks/lessons\.py: seeds (\[[\d, ]+\])", text)
+            if match and found is None:
+                found, seeds = len(headings), match.group(1)
+    assert found, f"{path.name}: no table over seeds in the outputs"
+    following = headings[found] if found < len(headings) else ""
+    return headings[found - 1], following, seeds
+
+
+def test_seeds_page_says_where_each_chapter_shows_its_table():
+    rows = re.findall(r"^\| \{doc\}`(\d), [^<]+<\.\./notebooks/(\w+)>` \| (.+?) \|$",
+                      _read("book/seeds.md"), re.M)
+    with_tables = [p for p in CHAPTERS if "lessons_table" in p.read_text(encoding="utf-8")]
+    assert [stem for _, stem, _ in rows] == [p.stem for p in with_tables], rows
+    for number, stem, where in rows:
+        section, following, seeds = _seed_table_sections(REPO_ROOT / "notebooks" / f"{stem}.ipynb")
+        said = re.search(r"section (\d+)", where).group(1)
+        assert section.startswith(f"## {said}. "), (
+            f"book/seeds.md: chapter {number}'s table is in {section!r}, not section {said}")
+        assert ("before the summary" in where) == (following == "## Summary"), (
+            f"book/seeds.md says chapter {number}'s table is {where!r}; the next section "
+            f"is {following!r}")
+        assert seeds == "[0, 1, 2, 3, 4]", f"{stem}: the table is over seeds {seeds}, not five"
+
+
+# --- the landing page (book/intro.md) -------------------------------------------------------
+
+CHAPTERS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _book_extension():
+    """book/_ext/dlbio_book.py, the extension that writes the landing page's figures."""
+    spec = importlib.util.spec_from_file_location(
+        "dlbio_book", REPO_ROOT / "book" / "_ext" / "dlbio_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cards(text: str) -> list[dict]:
+    """The ``grid-item-card`` blocks of a MyST page: title and options."""
+    cards = []
+    for block in re.findall(r"^:::\{grid-item-card\}(.*?)^:::$", text, re.M | re.S):
+        title, *lines = block.strip("\n").splitlines()
+        options = dict(re.match(r":([\w-]+):\s*(.*)", line).groups()
+                       for line in lines if re.match(r":[\w-]+:", line))
+        cards.append({"title": title.strip(), **options})
+    return cards
+
+
+def test_landing_page_has_a_card_and_a_figure_per_chapter():
+    cards = [c for c in _cards(_read("book/intro.md")) if "link" in c]
+    assert [c["link"] for c in cards] == [f"../notebooks/{p.stem}" for p in CHAPTERS], (
+        "book/intro.md: one card per chapter, in order, linking to it")
+    for card, path in zip(cards, CHAPTERS):
+        assert card["title"].startswith(f"{int(path.stem[:2])} · "), card["title"]
+        assert card["img-top"] == f"_generated/landing/{path.stem}.png", card
+        assert card.get("img-alt"), f"{path.stem}: the card's figure needs an img-alt text"
+
+
+def test_every_chapter_tags_its_landing_figure():
+    extension = _book_extension()
+    for path in CHAPTERS:
+        png = extension.landing_figure(path)
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000, path.name
+
+
+def _notebook(tmp_path, *cells) -> Path:
+    path = tmp_path / "09_example.ipynb"
+    path.write_text(json.dumps({"cells": list(cells), "metadata": {}, "nbformat": 4,
+                                "nbformat_minor": 5}), encoding="utf-8")
+    return path
+
+
+def _code_cell(tags=(), png=None) -> dict:
+    outputs = [{"output_type": "stream", "name": "stdout", "text": ["a number\n"]}]
+    if png is not None:
+        outputs.append({"output_type": "display_data", "metadata": {},
+                        "data": {"image/png": base64.b64encode(png).decode() + "\n",
+                                 "text/plain": ["<Figure>"]}})
+    return {"cell_type": "code", "metadata": {"tags": list(tags)}, "source": ["plot()"],
+            "outputs": outputs, "execution_count": 1}
+
+
+def test_landing_figure_is_read_from_the_tagged_cell_or_fails_clearly(tmp_path):
+    extension = _book_extension()
+    figure, other = b"\x89PNG\r\n\x1a\nfigure", b"\x89PNG\r\n\x1a\nother"
+    good = _notebook(tmp_path, _code_cell(png=other), _code_cell(["landing-figure"], figure))
+    assert extension.landing_figure(good) == figure
+    cases = {
+        "no cell is tagged 'landing-figure'": [_code_cell(png=figure)],
+        "are all tagged 'landing-figure'": [_code_cell(["landing-figure"], figure),
+                                            _code_cell(["hide-input", "landing-figure"], other)],
+        "has no image/png output": [_code_cell(["landing-figure"]), _code_cell(png=figure)],
+    }
+    for message, cells in cases.items():
+        with pytest.raises(extension.LandingFigureError, match=re.escape(message)):
+            extension.landing_figure(_notebook(tmp_path, *cells))
+
+
+def test_landing_figures_are_written_for_every_chapter_or_the_build_stops(tmp_path):
+    """The build-time step: one PNG per chapter, or an error naming the chapter."""
+    extension = _book_extension()
+    app = types.SimpleNamespace(srcdir=str(tmp_path))
+    (tmp_path / "notebooks").mkdir()
+    figure = b"\x89PNG\r\n\x1a\nfigure"
+    (tmp_path / "notebooks" / "01_a.ipynb").write_text(_notebook(
+        tmp_path, _code_cell(["landing-figure"], figure)).read_text(), encoding="utf-8")
+    extension.write_landing_figures(app)
+    assert (tmp_path / extension.LANDING_DIR / "01_a.png").read_bytes() == figure
+    (tmp_path / "notebooks" / "02_b.ipynb").write_text(_notebook(
+        tmp_path, _code_cell(png=figure)).read_text(), encoding="utf-8")
+    with pytest.raises(extension.LandingFigureError, match=r"02_b\.ipynb: no cell is tagged"):
+        extension.write_landing_figures(app)
+
+
+def test_built_landing_page_shows_the_chapters_committed_figures(built_book):
+    """The figures of the built landing page are those of the chapters' outputs as
+    committed now: re-running a chapter cannot leave the landing page behind."""
+    landing = built_book.html / "book" / "intro.html"
+    if not landing.is_file():
+        pytest.fail(f"the book build wrote no landing page:\n{built_book.log[-3000:]}")
+    extension = _book_extension()
+    page = landing.read_text(encoding="utf-8")
+    sources = re.findall(r'<img[^>]*class="[^"]*sd-card-img-top[^"]*"[^>]*src="([^"]+)"', page) \
+        or re.findall(r'<img[^>]*src="([^"]+)"[^>]*class="[^"]*sd-card-img-top', page)
+    assert len(sources) == len(CHAPTERS), sources
+    for source, path in zip(sources, CHAPTERS):
+        shown = (built_book.html / "book" / source).resolve()
+        assert shown.read_bytes() == extension.landing_figure(path), (
+            f"the landing page's figure {source} is not {path.name}'s tagged output")
+
+
+def test_landing_page_opens_chapter_1_on_colab_at_the_release_tag():
+    links = re.findall(r"https://colab\.research\.google\.com/\S+?\.ipynb", _read("book/intro.md"))
+    assert links, "book/intro.md: no link to open a chapter on Colab"
+    for link in links:
+        assert link.startswith("https://colab.research.google.com/github/dlbio-teach/"
+                               f"dlbio-teach/blob/v{VERSION}/notebooks/student/"), link
+        assert (REPO_ROOT / link.split(f"/blob/v{VERSION}/", 1)[1]).is_file(), link
+
+
+def test_landing_page_install_command_is_the_readmes():
+    commands = re.findall(r"`(python -m pip install [^`]+)`", _read("book/intro.md"))
+    assert commands, "book/intro.md: no pip command for a local install"
+    for command in commands:
+        assert command in _read("README.md"), (
+            f"book/intro.md installs with `{command}`, which README.md does not give")
 
 
 # --- the Colab cell of every chapter ------------------------------------------------------
@@ -118,8 +304,9 @@ def test_colab_cell_installs_the_course_on_colab(path, monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     calls = _run_cell("".join(_colab_cell(path)["source"]))
     assert len(calls) == 1 and calls[0][0] == "pip", calls
-    assert re.search(r"install .*dlbio-teach @ git\+https://github\.com/dlbio-teach/"
-                     r"dlbio-teach@\S+", calls[0][1]), calls[0][1]
+    # With the extras the chapter needs (tests/test_colab.py checks which): dlbio-teach[zoo].
+    assert re.search(r"install .*\"dlbio-teach(\[[\w,-]+\])? @ git\+https://github\.com/"
+                     r"dlbio-teach/dlbio-teach@\S+\"", calls[0][1]), calls[0][1]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,7 +1,9 @@
 """dlbio_teach.chunked: a volume processed chunk by chunk gives the whole-volume result."""
 from __future__ import annotations
 
+import os
 from functools import partial
+from pathlib import Path
 
 import dask.array as da
 import numpy as np
@@ -335,35 +337,108 @@ def test_write_ome_zarr_errors(tmp_path, kwargs, error, message):
         write_ome_zarr(tmp_path / "missing.ome.zarr", **kwargs)
 
 
-# --- The whole chunked path, on one machine and on a cluster -------------------------------
+# --- Chapter 6's chunked path, on one machine and on a cluster of worker processes -------
 
-def segment(path, store):
-    """Zarr in, a smoothed map, seeds grown by a watershed, instances out (lazy)."""
-    values = predict_chunked(open_volume(path), SMOOTH, halo=RADIUS)
-    return values, label_chunked(values, threshold=0.02, seed_threshold=0.3, halo=12,
-                                 store=store)
+CLUSTER_CHUNKS, CLUSTER_HALO, VOXEL = (16, 32, 32), 12, (2.0, 0.5, 0.5)
 
 
-def test_chunked_runs_on_a_local_distributed_cluster(tmp_path):
-    distributed = pytest.importorskip("distributed")
-    import cloudpickle
-    x = balls()
-    z = zarr.open(str(tmp_path / "v.zarr"), mode="w", shape=x.shape, chunks=(16, 16, 16),
-                  dtype=np.float32)
-    z[:] = x
-    values, labels = segment(tmp_path / "v.zarr", None)      # labels kept in memory
-    one_values, one_labels = values.compute(scheduler="threads"), labels.compute()
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster):
-        values, labels = segment(tmp_path / "v.zarr", tmp_path / "cluster.zarr")
-        # Workers in other processes or on other machines receive the tasks pickled.
-        cloudpickle.loads(cloudpickle.dumps(dict(values.__dask_graph__())))
-        out = tmp_path / "out.ome.zarr"
-        write_ome_zarr(out, values, labels, voxel_size=(1, 0.5, 0.5))
-    assert np.abs(open_volume(out).compute() - one_values).max() < 1e-6
-    cluster_labels = open_volume(out / "labels" / "labels").compute()
-    assert one_labels.max() >= 10
-    assert np.array_equal(cluster_labels, one_labels)
-    whole = grow_whole(SMOOTH(x), threshold=0.02, seed_threshold=0.3)
-    assert instance_f1(whole, cluster_labels) == 1.0
+def chapter_network():
+    """A small 3D U-Net with fixed, seeded weights, untrained. Its output is its input plus
+    a correction from all its layers (``residual_output``, the head drawn at random), so
+    a distance-like input stays distance-like and the labelling finds its balls."""
+    import torch
+
+    from dlbio_teach.models import UNet
+
+    torch.manual_seed(0)
+    net = UNet(1, 1, depth=2, base_channels=4, ndim=3, residual_output=True)
+    torch.nn.init.normal_(net.head.weight, std=0.1)
+    return net.eval()
+
+
+def chapter_path(folder, image, net, *, witness):
+    """Chapter 6's section 4, its calls in its order, every path relative to the working
+    folder: the image written as chunked OME-Zarr, the network's distance map predicted
+    chunk by chunk into a Zarr store, seeds grown across chunks, the labels added to the
+    image. The processes that ran the network leave their id in the folder ``witness``."""
+    from dlbio_teach.segmentation import predict_maps
+
+    def distance_map(block, *, net):            # defined where it is used, as in a notebook
+        (witness / str(os.getpid())).touch()
+        return predict_maps(net, block, formulation="distance", axes="ZYX")
+
+    zarr_path = folder / "big.ome.zarr"
+    write_ome_zarr(zarr_path, image, voxel_size=VOXEL, chunks=CLUSTER_CHUNKS)
+    lazy = open_volume(zarr_path)
+    # Dask's own to_zarr stores the path as it is given: on a cluster, an absolute one.
+    map_path = (folder / "distance_map.zarr").resolve()
+    predict_chunked(lazy, partial(distance_map, net=net),
+                    halo=CLUSTER_HALO).to_zarr(str(map_path))
+    labels = label_chunked(open_volume(map_path), halo=CLUSTER_HALO, min_seed_size=10,
+                           threshold=0.05, seed_threshold=0.5, store=folder / "labels.zarr")
+    write_ome_zarr(zarr_path, labels=labels, voxel_size=VOXEL, labels_name="nuclei")
+
+
+def read_back(folder):
+    """The image, the map and the labels that :func:`chapter_path` left in ``folder``."""
+    return (open_volume(folder / "big.ome.zarr").compute(),
+            open_volume(folder / "distance_map.zarr").compute(),
+            open_volume(folder / "big.ome.zarr" / "labels" / "nuclei").compute())
+
+
+@pytest.fixture(scope="module")
+def process_cluster(tmp_path_factory):
+    """Two worker processes of one thread each, started in a folder of their own: every
+    task reaches them pickled, and a path that only makes sense in the learner's
+    working folder would be read or written in theirs."""
+    from dask.distributed import LocalCluster
+
+    workers_folder = tmp_path_factory.mktemp("workers")
+    here = os.getcwd()
+    os.chdir(workers_folder)
+    try:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None, local_directory=str(workers_folder))
+    finally:
+        os.chdir(here)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def test_chapter_path_on_worker_processes_equals_the_local_scheduler(tmp_path, monkeypatch,
+                                                                     process_cluster):
+    from dask.distributed import Client
+
+    image = balls((32, 64, 64), n=20, seed=1)
+    net = chapter_network()
+    monkeypatch.chdir(tmp_path)                   # the learner's working folder
+    for folder in ("local", "cluster", "ran_here", "ran_there"):
+        Path(folder).mkdir()
+    chapter_path(Path("local"), image, net, witness=tmp_path / "ran_here")  # Dask's threads
+    with Client(process_cluster) as client:
+        workers = client.run(lambda: (os.getpid(), os.getcwd()))
+        chapter_path(Path("cluster"), image, net, witness=tmp_path / "ran_there")
+    # Two worker processes, in a working folder other than this one, ran the network.
+    assert {int(p.name) for p in Path("ran_there").iterdir()} == \
+        {pid for pid, _ in workers.values()} and len(workers) == 2
+    assert os.getpid() not in {pid for pid, _ in workers.values()}
+    assert all(cwd != os.getcwd() for _, cwd in workers.values())
+    assert [p.name for p in Path("ran_here").iterdir()] == [str(os.getpid())]
+    # What the cluster wrote is where the learner asked for it, read here after it closed.
+    local, cluster = read_back(Path("local")), read_back(Path("cluster"))
+    local_image, local_map, local_labels = local
+    cluster_image, cluster_map, cluster_labels = cluster
+    assert np.array_equal(cluster_image, image) and np.array_equal(local_image, image)
+    assert 0 < np.abs(local_map - image).max() < 0.1              # the network did something
+    assert np.array_equal(cluster_map, local_map)
+    # The same numbers, not only the same instances: the numbering is fixed by the chunks.
+    assert np.array_equal(cluster_labels, local_labels)
+    assert local_labels.max() >= 10
+    chunk_of = sum(np.indices(image.shape) // np.reshape(CLUSTER_CHUNKS, (3, 1, 1, 1))
+                   * np.reshape((4, 2, 1), (3, 1, 1, 1)))            # each voxel's chunk
+    pieces = np.unique(np.stack([local_labels, chunk_of])[:, local_labels > 0], axis=1)
+    assert len(pieces[0]) > len(np.unique(pieces[0])), "some nuclei cross a chunk border"
+    whole = grow_whole(local_map, threshold=0.05, seed_threshold=0.5, min_seed_size=10)
+    assert same_instances(cluster_labels, whole)

@@ -1,11 +1,15 @@
-"""dlbio_teach.segmentation: targets, weights, the classical baseline, instances."""
+"""dlbio_teach.baseline, .targets and .segmentation: targets, weights, the classical baseline,
+instances, and the training and prediction API."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from dlbio_teach.baseline import otsu_watershed
 from dlbio_teach.metrics import match_instances
-from dlbio_teach.segmentation import (
+from dlbio_teach.segmentation import label_tiles_separately
+from dlbio_teach.synthetic import nuclei
+from dlbio_teach.targets import (
     BACKGROUND,
     BOUNDARY,
     INTERIOR,
@@ -13,11 +17,8 @@ from dlbio_teach.segmentation import (
     distance_targets,
     instances_from_distance,
     instances_from_interior,
-    label_tiles_separately,
-    otsu_watershed,
     three_class_targets,
 )
-from dlbio_teach.synthetic import nuclei
 
 
 def touching_pair():

@@ -1,5 +1,6 @@
-"""Volumes (Z, Y, X) in dlbio_teach.segmentation, .star and .tuning: the 3D baseline,
-a 2D segmenter's planes joined across Z, and the three formulations in 3D."""
+"""Volumes (Z, Y, X) in dlbio_teach.baseline, .targets, .planes, .segmentation, .star and
+.tuning: the 3D baseline, a 2D segmenter's planes joined across Z, and the three
+formulations in 3D."""
 from __future__ import annotations
 
 import subprocess
@@ -9,23 +10,17 @@ import numpy as np
 import pytest
 from skimage import measure
 
+from dlbio_teach.baseline import otsu_watershed
 from dlbio_teach.metrics import match_instances
 from dlbio_teach.models import UNet
+from dlbio_teach.planes import anisotropy_from_labels, join_planes, label_planes
 from dlbio_teach.prediction import network_ndim
 from dlbio_teach.records import RunRecord
 from dlbio_teach.segmentation import (
     SegmentationConfig,
-    anisotropy_from_labels,
-    distance_targets,
-    instances_from_distance,
-    instances_from_interior,
     instances_from_maps,
-    join_planes,
-    label_planes,
-    otsu_watershed,
     predict_maps,
     segment,
-    three_class_targets,
     train_segmentation,
     training_targets,
 )
@@ -35,6 +30,12 @@ from dlbio_teach.star import (
     prepare_star_labels,
     star_reconstruction_f1,
     star_targets,
+)
+from dlbio_teach.targets import (
+    distance_targets,
+    instances_from_distance,
+    instances_from_interior,
+    three_class_targets,
 )
 from dlbio_teach.tuning import threshold_grid, tune_join_planes, tune_thresholds
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbio_teach.exercises import (
+from dlbio_teach.student_copies import (
     SOLUTION_TAG,
     _main,
     point_colab_badge,

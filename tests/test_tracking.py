@@ -86,6 +86,17 @@ def test_scores_fall_for_a_wrong_link():
     assert wrong.DET == 1.0 and wrong.LNK < 1.0 and wrong.TRA < 1.0
 
 
+def test_scores_do_not_depend_on_the_track_numbers():
+    # The Challenge's masks number nuclei by track, in 16 bits: up to 65535.
+    truth = _division_movie()
+    nn = link_nearest(_shuffled_labels(truth.labels), max_distance=8)
+    big = np.array([0, 40000, 7, 33000, 500])          # track 1 -> 40000, 2 -> 7, ...
+    renumbered = Movie(big[truth.labels], np.column_stack(
+        [big[truth.tracks[:, 0]], truth.tracks[:, 1:3], big[truth.tracks[:, 3]]]))
+    assert score_tracking(renumbered, nn) == score_tracking(truth, nn)
+    assert score_tracking(renumbered, renumbered).TRA == 1.0
+
+
 def test_score_needs_same_shape():
     truth = _division_movie()
     with pytest.raises(ValueError, match="same shape"):

@@ -743,7 +743,7 @@ def test_3d_bioimageio_core_test_model_passes(exported_3d, no_network):
 
 
 def test_z_step_is_derived_from_the_network(tiny_unet):
-    from dlbio_teach.zoo_export import _default_step
+    from dlbio_teach.zoo_checks import _default_step
 
     for depth in (1, 2, 3):
         step = 2 ** depth
