@@ -174,10 +174,12 @@ def predict_chunked(volume, predict_fn, *, halo, dtype=np.float32,
         ``(Z, Y, X)``, anything :func:`open_volume` opens; its chunks are the pieces.
     predict_fn : callable
         ``(z, y, x) float32 array -> (z, y, x) array`` (``(C, z, y, x)`` with
-        ``out_channels``), e.g. ``lambda v: predict(model, v)`` for a trained 3D network.
-        On a ``dask.distributed`` cluster it is pickled to every worker, with the network
-        it holds: a network on a GPU is unpickled on a GPU, so move it to the CPU first
-        (``model.cpu()``) unless every worker has one.
+        ``out_channels``), e.g. ``lambda v: predict(model, v)`` for a trained 3D network,
+        which runs on the course's device as :func:`~dlbio_teach.prediction.predict`
+        does. On a ``dask.distributed`` cluster it is pickled to every worker, with the
+        network it holds: a network on a GPU is unpickled on a GPU, so move it to the CPU
+        first (``model.cpu()``) unless every worker has one; ``predict`` then runs it on
+        each worker's own device (``DLBIO_DEVICE`` there, else its GPU, else its CPU).
     halo : int or tuple of 3 ints
         Voxels of context on each side of a chunk, the same along every axis or one per
         axis ``(Z, Y, X)``; at most the chunk size.

@@ -1,13 +1,22 @@
-"""Prediction with a trained network on whole images, tile by tile when they are large."""
+"""Prediction with a trained network on whole images, tile by tile when they are large.
+
+Without ``device=``, prediction runs on the course's device
+(:func:`~dlbio_teach.runtime.resolve_device`: ``$DLBIO_DEVICE``, else a GPU when there is
+one, else the CPU), as training does. The network itself is never moved: when its weights
+are on another device, a copy of it runs for the call, and the network is left where it
+was, in the mode (training or evaluation) it was in.
+"""
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 
 import numpy as np
 import torch
 
 from .preprocessing import check_network_input
+from .runtime import resolve_device
 
 __all__ = ["full_float32", "network_in_channels", "network_ndim", "predict",
            "predict_classes"]
@@ -92,6 +101,37 @@ def full_float32():
             torch.backends.cudnn.allow_tf32 = before
 
 
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether two devices are one (``cuda`` is the current GPU, ``cuda:0`` the first)."""
+    def index(device):
+        if device.index is not None:
+            return device.index
+        return torch.cuda.current_device() if device.type == "cuda" else 0
+    return a.type == b.type and index(a) == index(b)
+
+
+def _network_on(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` itself when its weights and buffers are all on ``device``, else a copy of
+    it there: prediction leaves the caller's network where it is."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    if all(_same_device(t.device, device) for t in tensors):
+        return model
+    return copy.deepcopy(model).to(device)
+
+
+@contextlib.contextmanager
+def _evaluating(model: torch.nn.Module, device):
+    """The network on the device (:func:`_network_on`) in evaluation mode for the block;
+    the caller's network keeps its mode afterwards."""
+    net = _network_on(model, device)
+    was_training = model.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        model.train(was_training)
+
+
 def _forward(model, batch: np.ndarray, device, ndim: int = 2) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(device)
     try:
@@ -141,8 +181,12 @@ def predict(model: torch.nn.Module, image, *, tile_size: int | None = None,
         ``None`` predicts in one go.
     margin : int or tuple of int, optional
         Context around each tile; default ``16 * 2**depth`` for a U-Net, else 32.
-    device : torch.device, optional
-        Default: the device of the model's parameters.
+    device : str or torch.device, optional
+        Where the network runs. Default: the course's device
+        (:func:`~dlbio_teach.runtime.resolve_device`), where ``fit`` trains and leaves the
+        network. ``model`` is not moved: when its weights are elsewhere, a copy of it runs
+        on the device for this call (keep the network on the course's device to save
+        that copy at every call).
 
     Returns
     -------
@@ -162,20 +206,15 @@ def predict(model: torch.nn.Module, image, *, tile_size: int | None = None,
     ndim = network_ndim(model)
     x = check_network_input(image, network_in_channels(model),
                             axes="ZYX" if ndim == 3 else None)
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
+    device = resolve_device(device)
     multiples = getattr(model, "multiples", (getattr(model, "multiple", 1),) * ndim)
     if margin is None:
         margin = [16 * m if m > 1 else 32 for m in multiples]
     margins = [int(np.ceil(g / m) * m) for g, m in zip(np.broadcast_to(margin, ndim), multiples)]
     sides = x.shape[1:]
-    try:
+    with _evaluating(model, device) as net:
         if tile_size is None or all(np.asarray(sides) <= np.broadcast_to(tile_size, ndim)):
-            out = _forward(model, x[None], device, ndim)[0]
+            out = _forward(net, x[None], device, ndim)[0]
         else:
             tiles = [int(np.ceil(t / m) * m)
                      for t, m in zip(np.broadcast_to(tile_size, ndim), multiples)]
@@ -184,15 +223,13 @@ def predict(model: torch.nn.Module, image, *, tile_size: int | None = None,
                 stops = [min(a + t, n) for a, t, n in zip(starts, tiles, sides)]
                 read = [slice(max(a - g, 0), min(b + g, n))
                         for a, b, g, n in zip(starts, stops, margins, sides)]
-                pred = _forward(model, x[(None, slice(None), *read)], device, ndim)[0]
+                pred = _forward(net, x[(None, slice(None), *read)], device, ndim)[0]
                 if out is None:
                     out = np.zeros((pred.shape[0], *sides), np.float32)
                 keep = tuple(slice(a - r.start, b - r.start)
                              for a, b, r in zip(starts, stops, read))
                 out[(slice(None), *(slice(a, b) for a, b in zip(starts, stops)))] = \
                     pred[(slice(None), *keep)]
-    finally:
-        model.train(was_training)
     return out[0] if out.shape[0] == 1 else out
 
 
@@ -201,7 +238,8 @@ def predict_classes(model: torch.nn.Module, patches, *, batch_size: int = 256,
     """The class a patch classifier gives each patch of a stack ``(N, Y, X)``.
 
     The network's output ``(N, n_classes)`` is computed in batches (in evaluation mode)
-    and its largest score taken: compare with the true classes for an accuracy.
+    and its largest score taken: compare with the true classes for an accuracy. It runs
+    on ``device``, by default the course's device, as :func:`predict` does.
 
     Examples
     --------
@@ -213,14 +251,8 @@ def predict_classes(model: torch.nn.Module, patches, *, batch_size: int = 256,
     if patches.ndim != 3:
         raise ValueError(f"patches must be a stack (N, Y, X), got shape {patches.shape}; "
                          "for one patch use patches[None].")
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    try:
-        out = [_forward(model, patches[i:i + batch_size, None], torch.device(device), 2)
+    device = resolve_device(device)
+    with _evaluating(model, device) as net:
+        out = [_forward(net, patches[i:i + batch_size, None], device, 2)
                for i in range(0, len(patches), batch_size)]
-    finally:
-        model.train(was_training)
     return np.concatenate(out).argmax(axis=1)

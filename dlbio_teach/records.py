@@ -36,7 +36,14 @@ import torch
 
 from .data import REGISTRY, file_sha256
 from .models import count_parameters
-from .runtime import PROFILES, Profile, environment_versions, get_profile, hardware_info
+from .runtime import (
+    PROFILES,
+    Profile,
+    environment_versions,
+    get_profile,
+    hardware_info,
+    resolve_device,
+)
 
 __all__ = ["RunRecord", "RECORD_FILE", "WEIGHTS_FILE", "SCHEMA", "rebuild_model",
            "compare_metrics", "state_sha256", "save_weights", "load_weights"]
@@ -142,9 +149,22 @@ def save_weights(model: torch.nn.Module, path) -> Path:
 
 
 def load_weights(model: torch.nn.Module, path, *, device=None) -> torch.nn.Module:
-    """Load a state dict saved by :func:`save_weights` with ``weights_only=True``.
+    """Load a state dict saved by :func:`save_weights` into ``model``, and put it on
+    ``device``; returns ``model``.
 
-    Nothing is unpickled: a weights file from elsewhere cannot run code.
+    The file is read with ``weights_only=True``: nothing is unpickled, so a weights file
+    from elsewhere cannot run code. A file saved on a GPU loads on a CPU-only machine.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network of the architecture the weights were saved from; moved to ``device``.
+    path : path
+        The weights file.
+    device : str or torch.device, optional
+        Where the network goes. Default: the course's device
+        (:func:`~dlbio_teach.runtime.resolve_device`), where training and prediction run
+        too; ``"cpu"`` to keep it on the CPU.
 
     Examples
     --------
@@ -152,12 +172,13 @@ def load_weights(model: torch.nn.Module, path, *, device=None) -> torch.nn.Modul
     >>> a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     _ = load_weights(b, save_weights(a, Path(tmp) / "w.pt"))
-    >>> torch.equal(a.weight, b.weight)
+    >>> state_sha256(b) == state_sha256(a)      # the same weights, on any device
     True
     """
-    state = torch.load(path, map_location=device or "cpu", weights_only=True)
+    device = resolve_device(device)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
-    return model
+    return model.to(device)
 
 
 
@@ -517,7 +538,7 @@ def _resolve_record(record_or_folder) -> tuple[RunRecord, Path | None]:
 
 
 def rebuild_model(record_or_folder, *, folder=None, model_class=None,
-                  device="cpu") -> torch.nn.Module:
+                  device=None) -> torch.nn.Module:
     """Rebuild the network a run record describes and load its saved weights safely.
 
     The weights file must have the sha256 the record gives (otherwise it is not the
@@ -532,8 +553,10 @@ def rebuild_model(record_or_folder, *, folder=None, model_class=None,
         Where the weights file is, when a :class:`RunRecord` object is given.
     model_class : type, optional
         The network's class; default the class of that name in :mod:`dlbio_teach.models`.
-    device : str or torch.device
-        Where to put the model (default CPU, to recompute scores anywhere).
+    device : str or torch.device, optional
+        Where to put the network. Default: the course's device
+        (:func:`~dlbio_teach.runtime.resolve_device`), as for a network just trained;
+        ``device="cpu"`` to recompute scores as anyone can, without a GPU.
 
     Returns
     -------
@@ -550,7 +573,7 @@ def rebuild_model(record_or_folder, *, folder=None, model_class=None,
     >>> x = torch.rand(1, 1, 16, 16)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     _ = rec.save(tmp)
-    ...     again = rebuild_model(tmp)
+    ...     again = rebuild_model(tmp, device="cpu")   # where net and x are
     >>> torch.equal(again(x), net(x))
     True
     """
@@ -581,8 +604,7 @@ def rebuild_model(record_or_folder, *, folder=None, model_class=None,
                              f"the model was built from: rebuild_model(..., model_class=...)"
                              f" (module {record.model.get('module')!r}).")
     model = model_class(**record.model.get("kwargs", {}))
-    load_weights(model, weights, device="cpu")
-    return model.to(device).eval()
+    return load_weights(model, weights, device=device).eval()
 
 
 def _estimate(value):

@@ -314,7 +314,11 @@ def train_restoration(config: RestorationConfig, train: dict, val: dict, *, devi
         Validation is scored with the method's own loss, so Noise2Void and Noise2Noise
         never see a clean image. With ``config.axes == "ZYX"``, stacks of volumes
         ``(N, Z, Y, X)``, and the U-Net is 3D (``UNet(ndim=3)``).
-    device, seed, progress
+    device : str or torch.device, optional
+        Where to train. Default: the course's device
+        (:func:`~dlbio_teach.runtime.resolve_device`), as in
+        :func:`~dlbio_teach.training.fit`; the returned network is on it.
+    seed, progress
         Passed to :func:`dlbio_teach.training.fit`; ``seed`` also seeds the initial
         weights and the training patches.
     checkpoint_dir : path, optional

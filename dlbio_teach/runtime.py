@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Profile", "PROFILES", "get_profile", "pick_device", "seed_everything",
-           "course_seed", "setup_course", "Course", "environment_versions", "hardware_info"]
+__all__ = ["Profile", "PROFILES", "get_profile", "pick_device", "resolve_device",
+           "seed_everything", "course_seed", "setup_course", "Course", "environment_versions",
+           "hardware_info"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,11 @@ def pick_device(prefer: str | None = None):
     prefer : str, optional
         Force a device (``"cpu"``, ``"cuda"``, ``"mps"``); ``$DLBIO_DEVICE`` does the same.
 
+    Notes
+    -----
+    Without ``prefer`` this is the course's device: the one every training and prediction
+    uses when it is given no ``device=`` (:func:`resolve_device`).
+
     Examples
     --------
     >>> pick_device("cpu").type
@@ -132,13 +138,10 @@ def pick_device(prefer: str | None = None):
     """
     import torch
 
-    prefer = prefer or os.environ.get("DLBIO_DEVICE")
     if prefer:
-        device = torch.device(prefer)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("A CUDA device was asked for, but torch sees none. "
-                               "Unset DLBIO_DEVICE or install a CUDA build of PyTorch.")
-        return device
+        return _as_device(prefer, "device")
+    if os.environ.get("DLBIO_DEVICE"):
+        return _as_device(os.environ["DLBIO_DEVICE"], "DLBIO_DEVICE")
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
@@ -146,6 +149,66 @@ def pick_device(prefer: str | None = None):
         return torch.device("mps")
     return torch.device("cpu")
 
+
+
+def _as_device(value, given_as: str):
+    """``value`` as a ``torch.device``, with an error that says what to do when it is none."""
+    import torch
+
+    fix = ("unset DLBIO_DEVICE for the best device found" if given_as == "DLBIO_DEVICE"
+           else "leave device out for the course's device (DLBIO_DEVICE, else the best "
+                "device found)")
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{given_as}={value!r} is not a device PyTorch knows: use 'cpu', "
+                         "'cuda' (or 'cuda:1' for a second GPU) or 'mps', or "
+                         f"{fix}.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"A CUDA device was asked for ({given_as}={value!r}), but torch "
+                           f"sees none. Use 'cpu', {fix}, or install a CUDA build of "
+                           "PyTorch.")
+    return device
+
+
+def resolve_device(device=None):
+    """The device a training or a prediction runs on: ``device`` when given, else the
+    course's device.
+
+    This is the course's one rule for devices. Every function that trains, predicts or
+    loads a network (``fit``, ``train_segmentation``, ``train_restoration``, ``predict``,
+    ``predict_maps``, ``segment``, ``rebuild_model``, ``load_weights``,
+    ``load_bioimageio``, ...) takes ``device=None`` and asks this function, so a cell
+    copied without ``device=`` trains on the GPU when there is one, never silently on the
+    CPU. ``None`` means the course's device, :func:`pick_device`: ``$DLBIO_DEVICE`` when
+    it is set, else CUDA, then Apple MPS, then the CPU (what :func:`setup_course` prints
+    and keeps in ``course.device``). Any other value names the device: ``"cpu"``,
+    ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device``.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        The device asked for; ``None`` for the course's device.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        ``device`` names no device PyTorch knows (such as ``"gpu"``).
+    RuntimeError
+        A CUDA device is asked for, and PyTorch sees none.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device() == pick_device()     # the course's device
+    True
+    """
+    return pick_device() if device is None else _as_device(device, "device")
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
     """Seed Python, NumPy and PyTorch, and ask PyTorch for deterministic kernels.
@@ -233,7 +296,10 @@ def setup_course(seed: int | None = None, profile: str | None = None,
     profile : str, optional
         Run profile; see :func:`get_profile`.
     device : str, optional
-        Force a device; see :func:`pick_device`.
+        Force ``course.device``; see :func:`pick_device`. Trainings and predictions called
+        without ``device=`` run on the course's device, :func:`pick_device` (see
+        :func:`resolve_device`), not on this argument: to move them all, set
+        ``DLBIO_DEVICE`` before the first cell instead, or pass ``device=course.device``.
     verbose : bool
         Print the one-line summary.
 

@@ -374,9 +374,13 @@ def train_segmentation(config: SegmentationConfig, images, labels, val_images, v
         same for every seed, so that the seeds of an ensemble are judged alike.
     seed : int
         Seeds the training patches, the initial weights and the batch order.
-    device : torch.device, optional
+    device : str or torch.device, optional
+        Where to train. Default: the course's device
+        (:func:`~dlbio_teach.runtime.resolve_device`), as in
+        :func:`~dlbio_teach.training.fit`. The returned network is on it, a reused one too.
     model : torch.nn.Module, optional
-        Start from this network (fine-tuning) instead of a new U-Net.
+        Start from this network (fine-tuning) instead of a new U-Net; it is moved to
+        ``device`` and trained in place.
     run_dir : path, optional
         Where :func:`~dlbio_teach.training.fit` writes the run record and weights.
     record : dict, optional
@@ -460,7 +464,7 @@ def _reused_run(folder, *, seed: int, hyperparameters: dict, fresh_model: bool, 
     if earlier.seed != seed or any(earlier.hyperparameters.get(k) != v
                                    for k, v in _plain(hyperparameters).items()):
         return None
-    model = rebuild_model(folder, device=device or "cpu")
+    model = rebuild_model(folder, device=device)
     fields = set(History.__dataclass_fields__)
     return model, History(**{k: v for k, v in earlier.history.items() if k in fields})
 
@@ -484,6 +488,9 @@ def predict_maps(model, image, *, formulation: str, tile_size=None, device=None,
 
     A network of volumes takes a volume ``(Z, Y, X)`` with ``axes="ZYX"`` and gives the
     same maps with a Z axis; ``tile_size`` is then one side or one per axis.
+
+    The network runs on ``device``, by default the course's device, without being moved
+    (see :func:`~dlbio_teach.prediction.predict`).
 
     Examples
     --------
@@ -556,7 +563,8 @@ def segment(model, image, *, formulation: str, thresholds: dict, tile_size=None,
     images get no seams. A volume ``(Z, Y, X)`` needs ``axes="ZYX"`` and a network of
     volumes (StarDist's also its ``anisotropy``); a network of images segments a volume
     plane by plane with :func:`~dlbio_teach.planes.label_planes` and
-    :func:`~dlbio_teach.planes.join_planes`.
+    :func:`~dlbio_teach.planes.join_planes`. The network runs on ``device``, by default
+    the course's device (see :func:`~dlbio_teach.prediction.predict`).
 
     Examples
     --------

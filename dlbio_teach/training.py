@@ -6,9 +6,14 @@ batch, predict, compute the loss, back-propagate, step (:func:`train_step`, one 
 each in a helper of its own: checkpoints so that a training cut off (Colab disconnects)
 can resume (:func:`save_checkpoint`, :func:`load_checkpoint`), early stopping on the validation
 loss, mixed precision on CUDA, and a run record beside the weights (``run_dir=``).
+
+Without ``device=``, :func:`fit` trains on the course's device
+(:func:`~dlbio_teach.runtime.resolve_device`: ``$DLBIO_DEVICE``, else a GPU when there is
+one, else the CPU), and so does every training built on it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping
@@ -19,6 +24,7 @@ import numpy as np
 import torch
 
 from .records import RunRecord, save_weights
+from .runtime import resolve_device
 
 __all__ = ["History", "fit", "train_step", "as_tensors", "progress_bar", "save_checkpoint",
            "load_checkpoint"]
@@ -157,8 +163,11 @@ def train_step(model, batch, loss_fn, *, optimizer=None, scaler=None) -> torch.T
     True
     """
     device = batch[0].device
-    with torch.set_grad_enabled(optimizer is not None), \
-            torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+    # Mixed precision on CUDA only; elsewhere plain float32, with no autocast at all (some
+    # devices have none).
+    half = (torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda"
+            else contextlib.nullcontext())
+    with torch.set_grad_enabled(optimizer is not None), half:
         output = model(batch[0])                            # 1. predict
         loss = loss_fn(output.float(), *batch[1:])          # 2. compare with the target
     if optimizer is not None:
@@ -249,7 +258,7 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
     Parameters
     ----------
     model : torch.nn.Module
-        The network; it is moved to ``device``.
+        The network; it is moved to ``device`` and stays there.
     train_data, val_data : tuple of arrays
         ``(inputs, targets, ...)`` stacks with the same first axis (see :func:`as_tensors`);
         the model sees ``inputs``, and ``loss_fn(output, targets, ...)`` gets the rest.
@@ -258,8 +267,10 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
     epochs : int
         Maximum passes over ``train_data``.
     batch_size, lr, weight_decay : training hyper-parameters (Adam optimiser).
-    device : torch.device, optional
-        Default: CPU.
+    device : str or torch.device, optional
+        Where to train. Default: the course's device
+        (:func:`~dlbio_teach.runtime.resolve_device`: ``$DLBIO_DEVICE``, else a GPU when
+        there is one, else the CPU), the device ``setup_course`` prints.
     patience : int, optional
         Stop when the validation loss has not improved for this many epochs.
     augment : bool
@@ -297,7 +308,7 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
-    device = torch.device(device or "cpu")
+    device = resolve_device(device)
     model.to(device, memory_format=_memory_format(model))
     train = as_tensors(*train_data)
     val = as_tensors(*val_data) if val_data is not None else None

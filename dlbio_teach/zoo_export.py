@@ -239,9 +239,11 @@ def _check_reproduction(path: Path, y: np.ndarray, weight_formats: Sequence[str]
     tolerance = 1e-4 * max(1.0, float(np.abs(y).max()))
     diffs = {}
     for weight_format in weight_formats:
-        # trust_code: the architecture file is the one we have just exported.
-        loaded = load_bioimageio(path, trust_code=True, weight_format=weight_format)
-        diffs[weight_format] = diff = reproduce_test_outputs(loaded)
+        # trust_code: the architecture file is the one we have just exported. On the CPU,
+        # where the test output was computed: this checks the package, not the device.
+        loaded = load_bioimageio(path, trust_code=True, weight_format=weight_format,
+                                 device="cpu")
+        diffs[weight_format] = diff = reproduce_test_outputs(loaded, device="cpu")
         if diff > tolerance:
             raise RuntimeError(
                 f"The package's {weight_format} weights do not reproduce its own test "

@@ -9,6 +9,9 @@
   package's pre-processing, the network and its post-processing, as the spec defines them.
 * :func:`reproduce_test_outputs` -- how far the package is from its own test output.
 
+Without ``device=``, the network is loaded onto the course's device and predicts there
+(:func:`~dlbio_teach.runtime.resolve_device`), as the course's own networks do.
+
 Nothing is fetched: see :mod:`dlbio_teach.zoo`, *Offline validation*.
 """
 from __future__ import annotations
@@ -26,6 +29,8 @@ import numpy as np
 import torch
 
 from .data import file_sha256
+from .prediction import _evaluating, full_float32
+from .runtime import resolve_device
 from .zoo import _apply_ops, _spec_context
 
 __all__ = ["load_bioimageio", "LoadedBioimageioModel", "reproduce_test_outputs",
@@ -52,7 +57,8 @@ class LoadedBioimageioModel:
     """A zoo package read back: the network, its description, its test tensors.
 
     Call :meth:`predict` on raw images: it applies the package's pre-processing, runs
-    the network on the CPU and applies its post-processing.
+    the network (on the course's device unless told otherwise) and applies its
+    post-processing.
     """
 
     model: torch.nn.Module
@@ -64,8 +70,13 @@ class LoadedBioimageioModel:
     input_axes: list
     output_axes: list
 
-    def predict(self, array: np.ndarray) -> np.ndarray:
+    def predict(self, array: np.ndarray, *, device=None) -> np.ndarray:
         """Run the packaged pipeline on raw image(s) laid out as the input axes say.
+
+        The network runs on ``device``, by default the course's device
+        (:func:`~dlbio_teach.runtime.resolve_device`); as in
+        :func:`~dlbio_teach.prediction.predict`, ``self.model`` is not moved (a copy runs
+        when its weights are elsewhere), and convolutions run in full float32.
 
         Examples
         --------
@@ -86,9 +97,10 @@ class LoadedBioimageioModel:
             raise ValueError(f"The model takes {len(self.input_axes)}D arrays with axes "
                              f"{self.input_axes}, got shape {array.shape}.")
         x = _apply_ops(array, self.preprocessing, self.input_axes)
-        with torch.no_grad():
-            y = self.model(torch.from_numpy(np.ascontiguousarray(x)))
-        return _apply_ops(y.numpy(), self.postprocessing, self.output_axes)
+        device = resolve_device(device)
+        with _evaluating(self.model, device) as net, torch.no_grad(), full_float32():
+            y = net(torch.from_numpy(np.ascontiguousarray(x)).to(device))
+        return _apply_ops(y.cpu().numpy(), self.postprocessing, self.output_axes)
 
 
 def _read(file_descr, what: str) -> bytes:
@@ -163,7 +175,8 @@ def _load_description(path: Path, weight_format: str = "pytorch_state_dict"):
 
 
 def load_bioimageio(path, *, trust_code: bool = False,
-                    weight_format: str = "pytorch_state_dict") -> LoadedBioimageioModel:
+                    weight_format: str = "pytorch_state_dict",
+                    device=None) -> LoadedBioimageioModel:
     """Read a zoo package (zip, or folder with ``rdf.yaml``) offline and rebuild its network.
 
     The weights are read with ``torch.load(..., weights_only=True)``: no pickled object
@@ -185,6 +198,10 @@ def load_bioimageio(path, *, trust_code: bool = False,
         Allow running (or importing) the architecture code the package names.
     weight_format : {"pytorch_state_dict", "torchscript"}
         Which of the package's weights to load.
+    device : str or torch.device, optional
+        Where the network goes. Default: the course's device
+        (:func:`~dlbio_teach.runtime.resolve_device`), where the course's trainings and
+        predictions run; ``"cpu"`` to keep it on the CPU.
 
     Returns
     -------
@@ -202,6 +219,7 @@ def load_bioimageio(path, *, trust_code: bool = False,
     ...
     FileNotFoundError: No zoo package at missing.zip. ...
     """
+    device = resolve_device(device)
     path = Path(path)
     if path.is_dir():
         path = path / "rdf.yaml"
@@ -216,7 +234,7 @@ def load_bioimageio(path, *, trust_code: bool = False,
                 # torch.jit is deprecated in favour of torch.export, which the zoo's tools
                 # do not read: TorchScript is still their format.
                 warnings.simplefilter("ignore", DeprecationWarning)
-                model = torch.jit.load(io.BytesIO(source), map_location="cpu")
+                model = torch.jit.load(io.BytesIO(source), map_location=device)
         else:
             weights = descr.weights.pytorch_state_dict
             builder = _architecture_builder(weights.architecture, path, trust_code)
@@ -224,6 +242,7 @@ def load_bioimageio(path, *, trust_code: bool = False,
             state = torch.load(io.BytesIO(_read(weights, "weights file")),
                                map_location="cpu", weights_only=True)
             model.load_state_dict(state, strict=weights.strict)
+            model = model.to(device)
         model.eval()
         inputs = [np.load(io.BytesIO(_read(t.test_tensor, "test input")),
                           allow_pickle=False) for t in descr.inputs if t.test_tensor]
@@ -241,7 +260,7 @@ def load_bioimageio(path, *, trust_code: bool = False,
 
 
 def reproduce_test_outputs(package, *, trust_code: bool = False,
-                           weight_format: str = "pytorch_state_dict") -> float:
+                           weight_format: str = "pytorch_state_dict", device=None) -> float:
     """Run a package's test input through it and return the largest absolute difference
     from its test output (0 on the machine that exported it; tiny elsewhere).
 
@@ -251,6 +270,11 @@ def reproduce_test_outputs(package, *, trust_code: bool = False,
         A zoo zip (read with :func:`load_bioimageio`) or a loaded package.
     trust_code, weight_format
         Passed to :func:`load_bioimageio`.
+    device : str or torch.device, optional
+        Where the network runs. Default: the course's device
+        (:func:`~dlbio_teach.runtime.resolve_device`). The test output was computed on
+        the CPU of the machine that exported the package; on a GPU the difference is
+        float32 rounding, far below the zoo's tolerance.
 
     Examples
     --------
@@ -266,10 +290,11 @@ def reproduce_test_outputs(package, *, trust_code: bool = False,
     True
     """
     loaded = package if isinstance(package, LoadedBioimageioModel) else \
-        load_bioimageio(package, trust_code=trust_code, weight_format=weight_format)
+        load_bioimageio(package, trust_code=trust_code, weight_format=weight_format,
+                        device=device)
     if not loaded.test_inputs or not loaded.test_outputs:
         raise ValueError("The package has no test tensors to reproduce.")
-    y = loaded.predict(loaded.test_inputs[0])
+    y = loaded.predict(loaded.test_inputs[0], device=device)
     expected = loaded.test_outputs[0]
     if y.shape != expected.shape:
         raise ValueError(f"The recomputed output has shape {y.shape}, the packaged test "

@@ -41,7 +41,7 @@ def test_record_round_trip_weights_and_rebuilt_outputs(make_record, tiny_unet, t
     assert again.weights_sha256 == file_sha256(tmp_path / WEIGHTS_FILE)
     assert again.model["state_sha256"] == state_sha256(net)
     # Rebuilt from the folder alone, on the CPU: the same numbers.
-    rebuilt = rebuild_model(tmp_path)
+    rebuilt = rebuild_model(tmp_path, device="cpu")
     x = torch.rand(2, 1, 24, 40)
     with torch.no_grad():
         assert torch.equal(rebuilt(x), net(x))
