@@ -151,6 +151,7 @@ def wheel_pip_arguments(path: Path, wheel: Path) -> list[str]:
 
 
 def test_the_colab_requirement_is_read_and_pointed_at_the_wheel(tmp_path):
+    pytest.importorskip("IPython", reason="reading the Colab cell needs IPython")
     cell = ('import sys\nif "google.colab" in sys.modules:\n'
             f'    %pip install --quiet "dlbio-teach[zoo,lab] @ git+{REPOSITORY}'
             f'@v{dlbio_teach.__version__}"\n')
