@@ -1,4 +1,5 @@
 #!/bin/bash
+# The first run's script (2026-12-04), kept as its record: prepare.py and run.py replace it.
 # Every chapter in the `full` profile on a GPU machine that has no Jupyter and no network,
 # side by side (one process per chapter, two CPU threads each); benchmarks/README.md says
 # what it showed.

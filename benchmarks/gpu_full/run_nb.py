@@ -26,7 +26,8 @@ out_dir.mkdir(parents=True, exist_ok=True)
 nb = json.loads(nb_path.read_text())
 name = nb_path.stem
 summary = {"notebook": name, "cells": [], "status": "running", "error": None,
-           "profile": os.environ.get("DLBIO_PROFILE")}
+           "profile": os.environ.get("DLBIO_PROFILE"),
+           "total_cells": sum(c["cell_type"] == "code" for c in nb["cells"])}
 
 
 class Tee(io.TextIOBase):
