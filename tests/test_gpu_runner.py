@@ -135,6 +135,7 @@ def test_budget_and_deadline(tmp_path):
 
 
 def test_what_the_machine_carries():
+    pytest.importorskip("tomllib", reason="prepare.py reads pyproject.toml with tomllib (3.11+)")
     requirements = prepare.course_requirements()
     names = {prepare.requirement_name(r) for r in requirements}
     assert {"stardist", "simpleitk", "pooch", "laptrack", "zarr", "ome-zarr"} <= names

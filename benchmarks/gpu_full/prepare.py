@@ -29,8 +29,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import tomllib
-
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CARRY = HERE / "carry"
@@ -76,6 +74,8 @@ def requirement_name(req: str) -> str:
 
 def course_requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
     """The course's dependencies less those the GPU machine has."""
+    import tomllib  # Python 3.11+; imported here so that the tests load this file on 3.10
+
     deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     return [d for d in deps if not is_present(requirement_name(d))]
 
