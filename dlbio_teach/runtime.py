@@ -150,7 +150,6 @@ def pick_device(prefer: str | None = None):
     return torch.device("cpu")
 
 
-
 def _as_device(value, given_as: str):
     """``value`` as a ``torch.device``, with an error that says what to do when it is none."""
     import torch
@@ -209,6 +208,7 @@ def resolve_device(device=None):
     True
     """
     return pick_device() if device is None else _as_device(device, "device")
+
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
     """Seed Python, NumPy and PyTorch, and ask PyTorch for deterministic kernels.
