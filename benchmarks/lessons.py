@@ -2,6 +2,7 @@
 
     python benchmarks/lessons.py                       # seeds 0-4, chapters 1-6, standard
     python benchmarks/lessons.py --seeds 0 1 --chapters 02_restoration
+    python benchmarks/lessons.py --chapters 03_segmentation --kernels avx2 default
 
 Each chapter shows one run. Here every chapter runs again, top to bottom in a fresh kernel
 (as ``course_time.py`` runs it), once per seed: ``DLBIO_SEED`` sets the seed of every
@@ -14,6 +15,11 @@ file the chapters read to show the spread over seeds beside their own run.
 The chapters run with strict readings (``DLBIO_STRICT_READINGS=1``), as when their
 committed outputs are made: a run that stops at its check cell is reported as failed,
 with the seed, so that the results say for which seeds the chapters' text holds.
+
+``--kernels`` repeats every seed on other families of CPU kernels (``ATEN_CPU_CAPABILITY``
+for PyTorch's own kernels, ``ONEDNN_MAX_CPU_ISA`` for oneDNN's convolutions): their sums
+round in another order, so a seeded training gives other weights, as it does on a
+learner's CPU of another kind. A family the CPU lacks falls back to the best it has.
 """
 from __future__ import annotations
 
@@ -52,29 +58,48 @@ def machine_description() -> str:
 
 
 def gather(lessons_dir: Path, chapters, seeds) -> dict:
-    """The recorded values of every chapter, in seed order: {chapter: {seeds, values}}."""
+    """The recorded values of every chapter, runs in (kernels, seed) order:
+    {chapter: {seeds, kernels, values}}. A run is kept only if it recorded every lesson."""
     gathered = {}
     for chapter in chapters:
         runs = {}
-        for seed in seeds:
-            path = lessons_dir / f"{chapter}_seed{seed}.json"
-            if path.is_file():
-                runs[seed] = json.loads(path.read_text(encoding="utf-8"))["values"]
+        for path in sorted(lessons_dir.glob(f"{chapter}_seed*.json")):
+            run = json.loads(path.read_text(encoding="utf-8"))
+            if run["seed"] in seeds:
+                runs[run.get("kernels"), run["seed"]] = run["values"]
         if not runs:
             continue
         names = list(dict.fromkeys(n for values in runs.values() for n in values))
-        complete = [s for s in runs if all(n in runs[s] for n in names)]
-        gathered[chapter] = {"seeds": complete,
-                             "values": {n: [runs[s][n] for s in complete] for n in names}}
+        complete = sorted((k for k in runs if all(n in runs[k] for n in names)),
+                          key=lambda k: (str(k[0]), k[1]))
+        gathered[chapter] = {"seeds": [seed for _, seed in complete],
+                             "kernels": [kernels for kernels, _ in complete],
+                             "values": {n: [runs[k][n] for k in complete] for n in names}}
     return gathered
+
+
+#: oneDNN's instruction sets that go with ATEN_CPU_CAPABILITY's families.
+ONEDNN_ISA = {"default": "SSE41", "avx2": "AVX2", "avx512": "AVX512_CORE"}
+
+
+def with_kernels(env: dict, kernels: str | None) -> dict:
+    """``env`` made to have PyTorch run one family of CPU kernels (ATen's and oneDNN's);
+    ``None``: the best the CPU offers, PyTorch's own choice."""
+    env = {k: v for k, v in env.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+    if kernels is None:
+        return env
+    if kernels not in ONEDNN_ISA:
+        raise SystemExit(f"--kernels takes {sorted(ONEDNN_ISA)}, got {kernels!r}")
+    return {**env, "ATEN_CPU_CAPABILITY": kernels, "ONEDNN_MAX_CPU_ISA": ONEDNN_ISA[kernels]}
 
 
 def summary_lines(gathered: dict) -> list[str]:
     from dlbio_teach.lessons import SeedTable, lessons_table
     lines = []
     for chapter, entry in gathered.items():
-        table = SeedTable(chapter, entry["seeds"], entry["values"], machine="")
-        lines += [f"\n### {chapter} (seeds {entry['seeds']})\n",
+        table = SeedTable(chapter, entry["seeds"], entry["values"], machine="",
+                          kernels=entry.get("kernels"))
+        lines += [f"\n### {chapter} ({table.runs()})\n",
                   lessons_table(table, {n: (n, "") for n in entry["values"]})]
     return lines
 
@@ -83,6 +108,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--chapters", nargs="+", default=list(CHAPTERS))
+    parser.add_argument("--kernels", nargs="+", default=[None],
+                        help="families of CPU kernels to run each seed on, as "
+                             "ATEN_CPU_CAPABILITY names them (e.g. avx2 default; default: "
+                             "the CPU's best). ONEDNN_MAX_CPU_ISA is set to match, so that "
+                             "oneDNN's convolutions change family too.")
     parser.add_argument("--profile", default="standard", choices=["smoke", "standard", "full"])
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help=f"results file (default: {RESULTS.relative_to(REPO_ROOT)})")
@@ -106,15 +136,19 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     runs = {chapter: {str(s): {"ok": None, "seconds": None, "recorded": True}
                       for s in args.recorded_seeds} for chapter in args.chapters}
-    for seed in args.seeds:
-        env["DLBIO_SEED"] = str(seed)
-        for chapter in args.chapters:
-            path = REPO_ROOT / "notebooks" / f"{chapter}.ipynb"
-            print(f"seed {seed}: {chapter} ...", flush=True)
-            result = course_time.run_notebook(path, profile=args.profile, write=False,
-                                              timeout=args.timeout, env=env)
-            runs[chapter][str(seed)] = {"ok": result["ok"], "seconds": result["seconds"]}
-            print(f"  {'ok' if result['ok'] else 'FAILED'} in {result['seconds']} s", flush=True)
+    for kernels in args.kernels:
+        env = with_kernels(env, kernels)
+        for seed in args.seeds:
+            env["DLBIO_SEED"] = str(seed)
+            key = str(seed) if kernels is None else f"{seed} {kernels}"
+            for chapter in args.chapters:
+                path = REPO_ROOT / "notebooks" / f"{chapter}.ipynb"
+                print(f"seed {key}: {chapter} ...", flush=True)
+                result = course_time.run_notebook(path, profile=args.profile, write=False,
+                                                  timeout=args.timeout, env=env)
+                runs[chapter][key] = {"ok": result["ok"], "seconds": result["seconds"]}
+                print(f"  {'ok' if result['ok'] else 'FAILED'} in {result['seconds']} s",
+                      flush=True)
     minutes = (time.perf_counter() - start) / 60
 
     seeds = sorted(set(args.recorded_seeds) | set(args.seeds))
@@ -131,11 +165,13 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
     print("\n".join(summary_lines(gathered)))
-    passed = [s for s in args.seeds if all(runs[c][str(s)]["ok"] for c in args.chapters)]
+    passed = [key for key in runs[args.chapters[0]] if not runs[args.chapters[0]][key].get(
+        "recorded") and all(runs[c][key]["ok"] for c in args.chapters)]
     print(f"\nMachine: {results['machine']}; results in {args.out}")
-    print(f"lessons: {len(args.chapters)} chapters x {len(args.seeds)} seeds in {minutes:.1f} min; "
-          f"every chapter passed its strict checks for seeds {passed}")
-    return 0 if passed == list(args.seeds) else 1
+    print(f"lessons: {len(args.chapters)} chapters x {len(args.seeds)} seeds x "
+          f"{len(args.kernels)} kernel families in {minutes:.1f} min; "
+          f"every chapter passed its strict checks for runs {passed}")
+    return 0 if len(passed) == len(args.seeds) * len(args.kernels) else 1
 
 
 if __name__ == "__main__":

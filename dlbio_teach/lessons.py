@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LESSONS_DIR", "RESULTS", "SeedTable", "record_lessons", "load_lessons",
-           "lessons_table"]
+__all__ = ["LESSONS_DIR", "RESULTS", "SeedTable", "cpu_kernels", "record_lessons",
+           "load_lessons", "lessons_table"]
 
 #: The environment variable naming the folder where :func:`record_lessons` writes.
 LESSONS_DIR = "DLBIO_LESSONS_DIR"
@@ -43,8 +43,27 @@ def _plain(value):
     return float(value)
 
 
+def cpu_kernels() -> str:
+    """The family of CPU kernels PyTorch runs (``"AVX512"``, ``"AVX2"``, ``"DEFAULT"``...).
+
+    ``ATEN_CPU_CAPABILITY`` (set before PyTorch starts) picks a lower one than the CPU
+    offers. Kernels of two families round sums in another order, so a seeded training
+    gives other weights: the lessons of :func:`record_lessons` note the family.
+
+    Examples
+    --------
+    >>> isinstance(cpu_kernels(), str)
+    True
+    """
+    import torch
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
 def record_lessons(chapter: str, values: dict, *, seed: int) -> Path | None:
     """Write one run's lessons when ``$DLBIO_LESSONS_DIR`` is set; otherwise do nothing.
+
+    The file is named after the chapter, the seed and :func:`cpu_kernels`, so that runs
+    of one seed on two families of CPU kernels are kept apart.
 
     Parameters
     ----------
@@ -70,9 +89,10 @@ def record_lessons(chapter: str, values: dict, *, seed: int) -> Path | None:
     folder = os.environ.get(LESSONS_DIR)
     if not folder:
         return None
-    path = Path(folder) / f"{chapter}_seed{int(seed)}.json"
+    kernels = cpu_kernels()
+    path = Path(folder) / f"{chapter}_seed{int(seed)}_{kernels}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"chapter": chapter, "seed": int(seed),
+    text = json.dumps({"chapter": chapter, "seed": int(seed), "kernels": kernels,
                        "values": {k: _plain(v) for k, v in values.items()}}, indent=1)
     partial = path.with_suffix(".part")
     partial.write_text(text, encoding="utf-8")
@@ -82,12 +102,31 @@ def record_lessons(chapter: str, values: dict, *, seed: int) -> Path | None:
 
 @dataclass
 class SeedTable:
-    """One chapter's lessons over seeds: ``values[name][i]`` is the value at ``seeds[i]``."""
+    """One chapter's lessons over runs: ``values[name][i]`` is the value of the run with
+    seed ``seeds[i]`` on the CPU kernels ``kernels[i]`` (``None``: not noted)."""
 
     chapter: str
     seeds: list
     values: dict
     machine: str
+    kernels: list | None = None
+
+    def runs(self) -> str:
+        """Which runs the table holds, in words.
+
+        Examples
+        --------
+        >>> SeedTable("09_x", [0, 1, 0, 1], {}, "m", ["AVX2", "AVX2", "DEFAULT", "DEFAULT"]).runs()
+        'seeds [0, 1] on CPU kernels AVX2 and DEFAULT (4 runs)'
+        >>> SeedTable("09_x", [0, 1], {}, "m").runs()
+        'seeds [0, 1]'
+        """
+        seeds = sorted(set(self.seeds))
+        families = list(dict.fromkeys(k for k in (self.kernels or []) if k))
+        if not families:
+            return f"seeds {seeds}"
+        return (f"seeds {seeds} on CPU kernels {' and '.join(families)} "
+                f"({len(self.seeds)} runs)")
 
     def estimates(self, name: str) -> np.ndarray:
         """The lesson's estimate at each seed (numbers or intervals' estimates)."""
@@ -129,7 +168,8 @@ def load_lessons(chapter: str, path: str | Path | None = None) -> SeedTable:
                        f"{sorted(results['chapters'])}. Run benchmarks/lessons.py again.")
     entry = results["chapters"][chapter]
     return SeedTable(chapter=chapter, seeds=list(entry["seeds"]), values=entry["values"],
-                     machine=results["machine"])
+                     machine=entry.get("machine", results["machine"]),
+                     kernels=entry.get("kernels"))
 
 
 def _format(value, unit: str, sign: str) -> str:

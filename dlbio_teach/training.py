@@ -14,6 +14,7 @@ one, else the CPU), and so does every training built on it.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -248,11 +249,34 @@ def _write_run_record(model, history, *, run_dir, seed, settings, record):
                      **record).save(run_dir)
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def epoch_lr(epoch: int, *, lr: float, epochs: int, schedule: str = "constant") -> float:
+    """The learning rate of ``epoch`` (counted from 0) in a training of ``epochs`` epochs.
+
+    It depends on the epoch only, so a resumed training takes the same steps.
+
+    Examples
+    --------
+    >>> [round(epoch_lr(e, lr=1.0, epochs=4, schedule="cosine"), 3) for e in range(4)]
+    [1.0, 0.854, 0.5, 0.146]
+    >>> epoch_lr(3, lr=1.0, epochs=4)
+    1.0
+    """
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}.")
+    if schedule == "constant":
+        return float(lr)
+    return float(lr) * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
 def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: int,
         batch_size: int = 16, lr: float = 1e-3, weight_decay: float = 0.0,
-        device=None, patience: int | None = None, augment: bool = False,
-        transform=None, checkpoint_dir=None, resume: bool = False, seed: int = 0,
-        progress: bool = True, run_dir=None, record: Mapping | None = None) -> History:
+        lr_schedule: str = "constant", device=None, patience: int | None = None,
+        augment: bool = False, transform=None, checkpoint_dir=None, resume: bool = False,
+        seed: int = 0, progress: bool = True, run_dir=None,
+        record: Mapping | None = None) -> History:
     """Train ``model`` and return its :class:`History`; the model ends with its best weights.
 
     Parameters
@@ -267,6 +291,11 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
     epochs : int
         Maximum passes over ``train_data``.
     batch_size, lr, weight_decay : training hyper-parameters (Adam optimiser).
+    lr_schedule : {"constant", "cosine"}
+        ``"cosine"`` lowers the learning rate from ``lr`` towards 0 along half a cosine
+        over the epochs (:func:`epoch_lr`). The last epochs then take small steps, so the
+        weights settle instead of moving by a full step to the end: two trainings that
+        differ only in rounding (another CPU, another seed) end closer together.
     device : str or torch.device, optional
         Where to train. Default: the course's device
         (:func:`~dlbio_teach.runtime.resolve_device`: ``$DLBIO_DEVICE``, else a GPU when
@@ -308,6 +337,7 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
+    epoch_lr(0, lr=lr, epochs=epochs, schedule=lr_schedule)   # checks the schedule's name
     device = resolve_device(device)
     model.to(device, memory_format=_memory_format(model))
     train = as_tensors(*train_data)
@@ -327,6 +357,8 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
                        disable=not progress, initial=first, total=epochs)
     for epoch in bar:
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_lr(epoch, lr=lr, epochs=epochs, schedule=lr_schedule)
         loss = _run_epoch(model, train, loss_fn, optimizer=optimizer, generator=generator,
                           augment=augment, **step)
         history.train_loss.append(loss)
@@ -357,6 +389,8 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, loss_fn, epochs: i
         settings = dict(loss=getattr(loss_fn, "__name__", type(loss_fn).__name__),
                         optimizer="Adam", lr=lr, weight_decay=weight_decay, epochs=epochs,
                         batch_size=batch_size, augment=augment, patience=patience)
+        if lr_schedule != "constant":   # the records of constant-rate runs stay as they were
+            settings["lr_schedule"] = lr_schedule
         _write_run_record(model, history, run_dir=run_dir, seed=seed, settings=settings,
                           record=record)
     return history

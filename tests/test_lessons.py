@@ -12,6 +12,7 @@ from dlbio_teach.lessons import (
     LESSONS_DIR,
     RESULTS,
     SeedTable,
+    cpu_kernels,
     lessons_table,
     load_lessons,
     record_lessons,
@@ -40,9 +41,10 @@ def test_record_writes_numbers_intervals_and_names(monkeypatch, tmp_path):
     interval = paired_difference([1.0, 2.0, 3.0], [0.5, 1.0, 1.0], seed=0).difference
     path = record_lessons("09_x", {"gain": 0.25, "paired": interval, "chosen": "StarDist"},
                           seed=3)
-    assert path == tmp_path / "lessons" / "09_x_seed3.json"
+    assert path == tmp_path / "lessons" / f"09_x_seed3_{cpu_kernels()}.json"
     written = json.loads(path.read_text())
     assert written["seed"] == 3 and written["values"]["gain"] == 0.25
+    assert written["kernels"] == cpu_kernels()
     assert written["values"]["chosen"] == "StarDist"
     assert written["values"]["paired"] == pytest.approx(
         {"estimate": interval.estimate, "low": interval.low, "high": interval.high})
@@ -56,8 +58,30 @@ def test_gather_orders_by_seed_and_keeps_complete_runs(monkeypatch, tmp_path):
     record_lessons("09_x", {"gain": 5.0}, seed=2)          # stopped before its last lesson
     gathered = _benchmark().gather(tmp_path, ["09_x", "10_missing"], [0, 1, 2])
     assert list(gathered) == ["09_x"]
-    assert gathered["09_x"] == {"seeds": [0, 1], "values": {"gain": [1.0, 2.0],
-                                                            "chosen": ["b", "a"]}}
+    assert gathered["09_x"] == {"seeds": [0, 1], "kernels": [cpu_kernels()] * 2,
+                                "values": {"gain": [1.0, 2.0], "chosen": ["b", "a"]}}
+
+
+def test_gather_keeps_one_seed_run_on_two_kernel_families_apart(tmp_path):
+    for kernels, seed, gain in [("DEFAULT", 0, 3.0), ("AVX2", 1, 2.0), ("AVX2", 0, 1.0),
+                                ("DEFAULT", 1, 4.0)]:
+        (tmp_path / f"09_x_seed{seed}_{kernels}.json").write_text(json.dumps(
+            {"chapter": "09_x", "seed": seed, "kernels": kernels, "values": {"gain": gain}}))
+    gathered = _benchmark().gather(tmp_path, ["09_x"], [0, 1])["09_x"]
+    assert gathered == {"seeds": [0, 1, 0, 1], "kernels": ["AVX2", "AVX2", "DEFAULT", "DEFAULT"],
+                        "values": {"gain": [1.0, 2.0, 3.0, 4.0]}}
+    table = SeedTable("09_x", gathered["seeds"], gathered["values"], "m", gathered["kernels"])
+    assert table.runs() == "seeds [0, 1] on CPU kernels AVX2 and DEFAULT (4 runs)"
+    assert "(+1.00 to +4.00)" in lessons_table(table, {"gain": ("A - B", "")})
+
+
+def test_kernel_families_set_both_libraries_and_reject_unknown_names():
+    bench = _benchmark()
+    env = bench.with_kernels({"PATH": "p", "ATEN_CPU_CAPABILITY": "avx2"}, "default")
+    assert env == {"PATH": "p", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
+    assert bench.with_kernels(env, None) == {"PATH": "p"}
+    with pytest.raises(SystemExit, match="--kernels takes"):
+        bench.with_kernels({}, "avx9")
 
 
 def _table():

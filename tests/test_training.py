@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from dlbio_teach.models import UNet
 from dlbio_teach.records import RunRecord, load_weights, save_weights
-from dlbio_teach.training import History, as_tensors, fit, progress_bar, train_step
+from dlbio_teach.training import History, as_tensors, epoch_lr, fit, progress_bar, train_step
 
 
 def scaling_problem(n=32, size=12, gain=2.0, seed=0):
@@ -397,3 +397,54 @@ def test_fit_trains_a_network_of_volumes():
             lr=1e-2, augment=True, progress=False)
     assert h.epochs_run == 4 and h.train_loss[-1] < h.train_loss[0]
     assert net(torch.from_numpy(x[:1])).shape == (1, 1, 4, 8, 8)
+
+
+def test_cosine_schedule_lowers_the_learning_rate_each_epoch(monkeypatch):
+    seen = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, *args, **kwargs):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    train, val = resume_problem()
+    fit(small_unet(seed=0), train, val, loss_fn=F.mse_loss, epochs=4, batch_size=len(train[0]),
+        lr=0.1, lr_schedule="cosine", progress=False)
+    assert seen == pytest.approx([epoch_lr(e, lr=0.1, epochs=4, schedule="cosine")
+                                  for e in range(4)])
+    assert seen[0] == pytest.approx(0.1) and seen[-1] < 0.02
+
+
+def test_cosine_schedule_resumes_where_it_was_interrupted(tmp_path):
+    train, val = resume_problem()
+    kwargs = dict(loss_fn=F.mse_loss, batch_size=8, lr=1e-2, lr_schedule="cosine", seed=5,
+                  epochs=4, progress=False)
+    straight = small_unet(seed=0)
+    fit(straight, train, val, **kwargs)
+
+    calls = []
+
+    def interrupt_in_epoch_three(batch, generator):
+        calls.append(1)
+        if torch.is_grad_enabled() and len(calls) > 2 * (len(train[0]) // 8 + 1) + 2:
+            raise KeyboardInterrupt   # a Colab disconnect, after two whole epochs
+        return batch
+
+    interrupted = small_unet(seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, train, val, checkpoint_dir=tmp_path, transform=interrupt_in_epoch_three,
+            **kwargs)
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert len(saved["history"]["train_loss"]) == 2, "the interruption came too early"
+    resumed = small_unet(seed=99)
+    history = fit(resumed, train, val, checkpoint_dir=tmp_path, resume=True, **kwargs)
+    assert history.epochs_run == 4
+    assert states_equal(resumed.state_dict(), straight.state_dict(), atol=1e-6)
+
+
+def test_fit_rejects_an_unknown_schedule():
+    train, _ = resume_problem()
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        fit(small_unet(seed=0), train, loss_fn=F.mse_loss, epochs=1, lr_schedule="step",
+            progress=False)
