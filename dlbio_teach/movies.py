@@ -28,7 +28,8 @@ from scipy import ndimage as ndi
 
 from .synthetic import add_poisson_gaussian_noise
 
-__all__ = ["Movie", "synthetic_movie", "check_tracks", "write_ctc", "read_ctc", "divisions"]
+__all__ = ["Movie", "synthetic_movie", "check_tracks", "write_ctc", "write_ctc_result", "read_ctc",
+           "divisions"]
 
 
 @dataclass(frozen=True)
@@ -414,7 +415,8 @@ def write_ctc(folder, movie: Movie, *, sequence: str = "01", overwrite: bool = F
 
     ``folder/<sequence>/tTTT.tif`` holds the images (when the movie has them),
     ``folder/<sequence>_GT/TRA/man_trackTTT.tif`` the label movie and
-    ``folder/<sequence>_GT/TRA/man_track.txt`` the track table. Everything is written to a
+    ``folder/<sequence>_GT/TRA/man_track.txt`` the track table: the layout of *truth*. A
+    tracking result goes to :func:`write_ctc_result` instead. Everything is written to a
     temporary folder beside ``folder`` first and moved into place at the end, so a failure
     never leaves half a data set.
 
@@ -454,6 +456,48 @@ def write_ctc(folder, movie: Movie, *, sequence: str = "01", overwrite: bool = F
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return folder
+
+
+def write_ctc_result(folder, movie: Movie, *, sequence: str = "01",
+                     overwrite: bool = False) -> Path:
+    """Write a tracking *result* in the Cell Tracking Challenge's result layout; return
+    ``folder/<sequence>_RES``.
+
+    ``<sequence>_RES/maskTTT.tif`` holds the label movie and ``res_track.txt`` the track
+    table: the layout that the Challenge's evaluation tools compare with
+    ``<sequence>_GT`` (:func:`write_ctc` writes *truth*, which those tools would take as
+    the reference). ``folder`` may be the data set's own folder; only ``<sequence>_RES``
+    is written, first under a temporary name and moved into place when complete.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> movie = synthetic_movie(2, (32, 32), 3, seed=0)
+    >>> out = write_ctc_result(Path(tempfile.mkdtemp()), movie)
+    >>> out.name, sorted(p.name for p in out.iterdir())
+    ('01_RES', ['mask000.tif', 'mask001.tif', 'res_track.txt'])
+    """
+    import tifffile
+
+    target = Path(folder) / f"{sequence}_RES"
+    check_tracks(movie.labels, movie.tracks)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; choose another folder or pass overwrite=True.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digits = max(3, len(str(movie.n_frames - 1)))
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        for t, frame in enumerate(movie.labels):
+            tifffile.imwrite(partial / f"mask{t:0{digits}d}.tif", frame.astype(np.uint16))
+        np.savetxt(partial / "res_track.txt", np.asarray(movie.tracks, np.int64).reshape(-1, 4),
+                   fmt="%d")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target
 
 
 _FRAME = re.compile(r"^man_track(\d+)\.tiff?$")

@@ -13,9 +13,13 @@ Two linkers over the same detections (instance masks, one label image per frame)
 Both return a :class:`~dlbio_teach.movies.Movie` in the Cell Tracking Challenge layout,
 which :func:`score_tracking` compares with the truth through ``traccuracy`` (the CTC
 measures TRA, DET and LNK, and the division F1), and :func:`summarize_scores` puts
-bootstrap intervals over movies on them (:mod:`dlbio_teach.intervals`). Tracks leave as a
-table (:func:`tracks_table`, CSV) or a GEFF graph (:func:`write_geff`), and are drawn by
-:func:`plot_tracks` and :func:`plot_lineage`.
+bootstrap intervals over movies on them (:mod:`dlbio_teach.intervals`); it also scores the
+detector alone (:func:`detection_f1`) and warns when the tracking measures read well on
+masks that a poor detector made. :func:`suggest_max_distance` proposes the linking radius
+from a few annotated frames. Tracks leave as a table (:func:`tracks_table`, CSV, in pixels
+or in micrometres and time), a GEFF graph (:func:`write_geff`) or the Challenge's result
+layout (:func:`~dlbio_teach.movies.write_ctc_result`), and are drawn by :func:`plot_tracks`
+and :func:`plot_lineage`.
 """
 from __future__ import annotations
 
@@ -34,11 +38,13 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from .intervals import bootstrap_ci
+from .metrics import match_dataset
 from .movies import Movie, check_tracks, divisions
 
 __all__ = ["detections", "link_nearest", "link_lap", "TrackingScores", "score_tracking",
-           "summarize_scores", "tracking_graph", "tracks_table", "write_geff",
-           "motion_per_frame", "plot_tracks", "plot_lineage"]
+           "detection_f1", "suggest_max_distance", "LinkRadius", "summarize_scores",
+           "tracking_graph", "tracks_table", "write_geff", "motion_per_frame", "plot_tracks",
+           "plot_lineage"]
 
 
 def detections(masks) -> list:
@@ -270,6 +276,11 @@ class TrackingScores:
         (missed, or a daughter wrong).
     edge_fp, edge_fn : int
         Links that should not be there, and links missing.
+    detection_f1 : float
+        The detector alone, frame by frame: F1 of the nuclei paired one to one at
+        IoU >= 0.5 (:func:`~dlbio_teach.metrics.match_dataset`, pooled over frames). DET
+        can read high when this is low: the CTC's matching accepts a result nucleus that
+        covers more than half of a true one, so one blob over several nuclei still counts.
     """
 
     TRA: float
@@ -281,6 +292,7 @@ class TrackingScores:
     division_fn: int
     edge_fp: int
     edge_fn: int
+    detection_f1: float = float("nan")
 
     def to_dict(self) -> dict:
         """The scores as a plain dict."""
@@ -306,6 +318,10 @@ def score_tracking(truth: Movie, result: Movie) -> TrackingScores:
     does (a result nucleus covers more than half of a true one); for the division F1
     (``DivisionMetrics``, a division counts when found in its frame with both daughters)
     they are paired one to one at IoU >= 0.5.
+
+    It warns when the detector alone is poor (:attr:`TrackingScores.detection_f1` below
+    ``0.5``) while DET reads at least 0.2 higher: check detection on annotated frames
+    before reading tracking measures.
 
     The tracks of each movie are numbered 1, 2, ... before they are compared, which
     changes no score: the Challenge's masks number nuclei by track, up to 65535, and
@@ -345,9 +361,42 @@ def score_tracking(truth: Movie, result: Movie) -> TrackingScores:
     # traccuracy's F1 (2 tp / (true + predicted divisions)), from the counts, so that a result
     # with no division at all scores 0 (not undefined) when the truth has some.
     f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
-    return TrackingScores(TRA=float(ctc["TRA"]), DET=float(ctc["DET"]), LNK=float(ctc["LNK"]),
-                          division_f1=float(f1), division_tp=tp, division_fp=fp, division_fn=fn,
-                          edge_fp=int(ctc["fp_edges"]), edge_fn=int(ctc["fn_edges"]))
+    scores = TrackingScores(TRA=float(ctc["TRA"]), DET=float(ctc["DET"]),
+                            LNK=float(ctc["LNK"]), division_f1=float(f1), division_tp=tp,
+                            division_fp=fp, division_fn=fn, edge_fp=int(ctc["fp_edges"]),
+                            edge_fn=int(ctc["fn_edges"]),
+                            detection_f1=detection_f1(truth.labels, result.labels))
+    if scores.detection_f1 < POOR_DETECTION and scores.DET - scores.detection_f1 >= 0.2:
+        warnings.warn(f"the detector's F1 per frame is {scores.detection_f1:.2f} (nuclei paired "
+                      f"one to one at IoU 0.5) while DET reads {scores.DET:.2f}: the CTC's "
+                      "matching counts a result nucleus that covers more than half of a true "
+                      "one, so merged or oversized detections still score. Fix detection "
+                      "first; TRA and LNK mean little on such masks.", UserWarning,
+                      stacklevel=2)
+    return scores
+
+
+#: Below this per-frame detection F1, :func:`score_tracking` warns that DET can mislead.
+POOR_DETECTION = 0.5
+
+
+def detection_f1(truth_masks, result_masks, *, iou_threshold: float = 0.5) -> float:
+    """F1 of a detector over the frames of a movie: nuclei paired one to one at IoU at
+    least ``iou_threshold`` in each frame, counts pooled over frames.
+
+    Examples
+    --------
+    >>> truth = np.zeros((2, 10, 20), np.int32); truth[:, 2:8, 2:8] = 1; truth[:, 2:8, 12:18] = 2
+    >>> blob = (truth > 0).astype(np.int32); blob[:, 2:8, 8:12] = 1   # one blob over both
+    >>> detection_f1(truth, truth), detection_f1(truth, blob)
+    (1.0, 0.0)
+    """
+    truth_masks, result_masks = np.asarray(truth_masks), np.asarray(result_masks)
+    if truth_masks.shape != result_masks.shape:
+        raise ValueError(f"truth and result masks must have the same shape, got "
+                         f"{truth_masks.shape} and {result_masks.shape}.")
+    return float(match_dataset(list(truth_masks), list(result_masks),
+                               thresholds=[iou_threshold])[0]["f1"])
 
 
 def _pooled_f1(counts) -> float:
@@ -410,20 +459,105 @@ def motion_per_frame(movie: Movie) -> float:
     return float(np.median(steps)) if steps else 0.0
 
 
-def tracks_table(movie: Movie):
+@dataclass
+class LinkRadius:
+    """A ``max_distance`` for :func:`link_nearest` and :func:`link_lap`, with what it was
+    read from (all in pixels; ``step`` is ``None`` when no nucleus was followed)."""
+
+    max_distance: float
+    diameter: float
+    neighbour_distance: float
+    step: float | None
+    reasoning: str
+
+
+def suggest_max_distance(masks, *, tracked: bool = False) -> LinkRadius:
+    """Propose the linking radius from annotated frames ``(T, Y, X)`` (two are enough).
+
+    Read from the masks: the nuclei's median diameter (of a disc of the same area), the
+    median distance from a nucleus to its nearest neighbour in the same frame and, with
+    ``tracked=True`` (consecutive frames in which each nucleus keeps its label), the 95th
+    percentile of the distance a nucleus moves between frames. The proposal is 1.5 times
+    that step (room for nuclei faster than those annotated) and, without steps, one nucleus
+    diameter: nuclei that move less than their own size per frame are the ones
+    frame-to-frame linking can follow. ``reasoning`` says which rule was used, and warns
+    when the radius reaches the distance to the next nucleus (links become ambiguous:
+    image more often, or link on more than position).
+
+    Examples
+    --------
+    >>> masks = np.zeros((2, 40, 60), np.int32)
+    >>> masks[0, 10:20, 10:20] = 1; masks[0, 10:20, 40:50] = 2
+    >>> masks[1, 10:20, 12:22] = 1; masks[1, 10:20, 42:52] = 2    # both moved 2 px
+    >>> r = suggest_max_distance(masks, tracked=True)
+    >>> round(r.diameter, 1), r.step, r.max_distance
+    (11.3, 2.0, 3.0)
+    >>> suggest_max_distance(masks).max_distance == r.diameter
+    True
+    """
+    masks = np.asarray(masks)
+    if masks.ndim != 3 or not np.issubdtype(masks.dtype, np.integer) or len(masks) < 1:
+        raise ValueError(f"masks must be annotated frames (T, Y, X) of integer labels, got "
+                         f"shape {masks.shape} and dtype {masks.dtype}; give a single frame "
+                         "as frame[None].")
+    areas = [a for frame in masks for a in np.bincount(frame.ravel())[1:] if a > 0]
+    if not areas:
+        raise ValueError("the masks hold no nucleus: annotate at least a few in each frame.")
+    diameter = float(np.median(2 * np.sqrt(np.asarray(areas) / np.pi)))
+    found = detections(masks)
+    gaps = [cdist(c, c) + np.diag(np.full(len(c), np.inf)) for _, c in found if len(c) > 1]
+    neighbour = float(np.median(np.concatenate([g.min(axis=1) for g in gaps]))) if gaps \
+        else float("inf")
+    steps = []
+    if tracked:
+        for (before, at_before), (after, at_after) in zip(found, found[1:]):
+            common, i, j = np.intersect1d(before, after, return_indices=True)
+            steps += np.hypot(*(at_after[j] - at_before[i]).T).tolist()
+        if not steps:
+            raise ValueError("tracked=True, but no label is in two consecutive frames: give "
+                             "consecutive frames in which each nucleus keeps its label, or "
+                             "tracked=False.")
+    step = float(np.percentile(steps, 95)) if steps else None
+    if step is not None:
+        radius = 1.5 * step
+        reasoning = (f"1.5 x the 95th percentile of {len(steps)} annotated steps "
+                     f"({step:.1f} px)")
+    else:
+        radius = diameter
+        reasoning = (f"one nucleus diameter ({diameter:.1f} px): no steps were annotated, and "
+                     "frame-to-frame linking follows nuclei that move less than their size")
+    if radius >= neighbour:
+        reasoning += (f"; warning: it reaches the median distance to the nearest neighbour "
+                      f"({neighbour:.1f} px), so a nucleus may be linked to its neighbour: "
+                      "image more often if you can")
+    return LinkRadius(float(radius), diameter, neighbour, step, reasoning)
+
+
+def tracks_table(movie: Movie, *, pixel_size: float | None = None,
+                 frame_interval: float | None = None, time_unit: str = "min"):
     """The tracks as a table (``pandas.DataFrame``): one row per nucleus and frame.
 
     Columns ``track``, ``parent`` (the parent track, 0 for none), ``frame``, ``y``, ``x``
     (centroid, pixels) and ``area`` (pixels); ``table.to_csv(path, index=False)`` writes it.
+    Given the ``pixel_size`` (micrometres) it adds ``y_um``, ``x_um`` and ``area_um2``;
+    given the ``frame_interval`` (in ``time_unit``) it adds ``time_<time_unit>``: the
+    table then says what a reader needs without the microscope's settings at hand.
 
     Examples
     --------
     >>> masks = np.zeros((2, 8, 8), np.int32); masks[:, 2:4, 2:4] = 1
     >>> tracks_table(Movie(masks, np.array([[1, 0, 1, 0]]))).columns.tolist()
     ['track', 'parent', 'frame', 'y', 'x', 'area']
+    >>> t = tracks_table(Movie(masks, np.array([[1, 0, 1, 0]])), pixel_size=0.5,
+    ...                  frame_interval=10)
+    >>> t[["time_min", "y_um", "area_um2"]].values.tolist()
+    [[0.0, 1.25, 1.0], [10.0, 1.25, 1.0]]
     """
     import pandas as pd
 
+    for name, value in (("pixel_size", pixel_size), ("frame_interval", frame_interval)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number, got {value!r}.")
     parent = {int(r[0]): int(r[3]) for r in np.asarray(movie.tracks)}
     rows = []
     for t, (labels, centroids) in enumerate(detections(movie.labels)):
@@ -431,7 +565,14 @@ def tracks_table(movie: Movie):
         for label, (y, x) in zip(labels.tolist(), centroids.tolist()):
             rows.append((label, parent.get(label, 0), t, round(y, 2), round(x, 2),
                          int(areas[label])))
-    return pd.DataFrame(rows, columns=["track", "parent", "frame", "y", "x", "area"])
+    table = pd.DataFrame(rows, columns=["track", "parent", "frame", "y", "x", "area"])
+    if frame_interval is not None:
+        table[f"time_{time_unit}"] = table["frame"] * float(frame_interval)
+    if pixel_size is not None:
+        table["y_um"] = (table["y"] * pixel_size).round(3)
+        table["x_um"] = (table["x"] * pixel_size).round(3)
+        table["area_um2"] = (table["area"] * pixel_size ** 2).round(3)
+    return table
 
 
 def write_geff(movie: Movie, path, *, overwrite: bool = False) -> Path:

@@ -10,11 +10,13 @@ import pytest
 from dlbio_teach.movies import Movie, divisions, synthetic_movie
 from dlbio_teach.tracking import (
     TrackingScores,
+    detection_f1,
     detections,
     link_lap,
     link_nearest,
     motion_per_frame,
     score_tracking,
+    suggest_max_distance,
     summarize_scores,
     tracks_table,
     write_geff,
@@ -158,3 +160,112 @@ def test_frame_links_checker(capsys):
     assert not check.frame_links([(0, 1), (1, 0), (2, 0)], before=before, after=after,
                                  max_distance=5)
     assert "longer than max_distance" in capsys.readouterr().out
+
+
+# --- detection before tracking, linking radius, physical units, the result layout ----------
+
+def _blob_masks(movie: Movie) -> np.ndarray:
+    """A failed detector: the foreground of each frame grown into a few large blobs."""
+    from scipy import ndimage as ndi
+    grown = ndi.binary_dilation(movie.labels > 0, iterations=3, structure=np.ones((1, 3, 3)))
+    return np.stack([ndi.label(frame)[0] for frame in grown]).astype(np.int32)
+
+
+def test_a_failed_detector_is_flagged_while_det_reads_high():
+    movie = synthetic_movie(6, (96, 96), n_nuclei=14, radius=6.0, seed=3)
+    blobs = _blob_masks(movie)
+    with pytest.warns(UserWarning, match="Fix detection first"):
+        poor = score_tracking(movie, link_lap(blobs, max_distance=12))
+    assert poor.detection_f1 < 0.5 <= poor.DET, (poor.detection_f1, poor.DET)
+    assert poor.DET - poor.detection_f1 >= 0.2
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a good detector raises no warning
+        good = score_tracking(movie, link_lap(movie.labels, max_distance=12))
+    assert good.detection_f1 == 1.0 and good.DET == 1.0
+
+
+def test_detection_f1_counts_one_to_one_pairs_and_checks_shapes():
+    truth = np.zeros((2, 10, 20), np.int32)
+    truth[:, 2:8, 2:8], truth[:, 2:8, 12:18] = 1, 2
+    half = truth.copy()
+    half[1][half[1] == 2] = 0            # one nucleus missed in one frame
+    assert detection_f1(truth, half) == pytest.approx(2 * 3 / (2 * 3 + 0 + 1))
+    with pytest.raises(ValueError, match="same shape"):
+        detection_f1(truth, truth[:1])
+
+
+def test_suggested_radius_follows_the_annotated_steps():
+    movie = synthetic_movie(4, (96, 96), n_nuclei=10, radius=6.0, speed=0.8, seed=1)
+    steps = []
+    from dlbio_teach.tracking import detections as found_in
+    found = found_in(movie.labels)
+    for (a, ca), (b, cb) in zip(found, found[1:]):
+        _, i, j = np.intersect1d(a, b, return_indices=True)
+        steps += np.hypot(*(cb[j] - ca[i]).T).tolist()
+    r = suggest_max_distance(movie.labels[:2], tracked=True)
+    assert r.step is not None and r.max_distance == pytest.approx(1.5 * r.step)
+    assert r.step <= max(steps) + 1e-9 and "95th percentile" in r.reasoning
+    untracked = suggest_max_distance(movie.labels[:1])
+    assert untracked.step is None and untracked.max_distance == untracked.diameter
+    assert 8 < untracked.diameter < 14          # the simulated radius is 6 pixels
+
+
+def test_suggested_radius_warns_when_neighbours_are_closer():
+    masks = np.zeros((2, 20, 40), np.int32)
+    masks[0, 5:10, 5:10], masks[0, 5:10, 12:17] = 1, 2        # neighbours 7 px apart
+    masks[1, 5:10, 13:18], masks[1, 5:10, 20:25] = 1, 2        # both moved 8 px
+    r = suggest_max_distance(masks, tracked=True)
+    assert r.max_distance > r.neighbour_distance and "warning" in r.reasoning
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((8, 8), np.int32), r"\(T, Y, X\)"),
+    (np.zeros((2, 8, 8), np.float32), "integer"),
+    (np.zeros((2, 8, 8), np.int32), "no nucleus"),
+])
+def test_suggested_radius_rejects_what_is_not_annotated_frames(bad, match):
+    with pytest.raises(ValueError, match=match):
+        suggest_max_distance(bad)
+
+
+def test_suggested_radius_needs_shared_labels_when_tracked():
+    masks = np.zeros((2, 20, 20), np.int32)
+    masks[0, 2:6, 2:6], masks[1, 2:6, 2:6] = 1, 2
+    with pytest.raises(ValueError, match="consecutive frames"):
+        suggest_max_distance(masks, tracked=True)
+
+
+def test_tracks_table_in_physical_units():
+    movie = synthetic_movie(3, (48, 48), n_nuclei=4, seed=0)
+    plain = tracks_table(movie)
+    table = tracks_table(movie, pixel_size=0.25, frame_interval=5.0, time_unit="s")
+    assert np.allclose(table["x_um"], (plain["x"] * 0.25).round(3))
+    assert np.allclose(table["area_um2"], plain["area"] * 0.0625, atol=1e-3)
+    assert table["time_s"].tolist() == (plain["frame"] * 5.0).tolist()
+    with pytest.raises(ValueError, match="pixel_size must be a positive number"):
+        tracks_table(movie, pixel_size=0)
+
+
+def test_result_layout_is_what_the_challenge_reads(tmp_path):
+    import tifffile
+
+    from dlbio_teach.movies import read_ctc, write_ctc, write_ctc_result
+    movie = synthetic_movie(3, (48, 48), n_nuclei=4, seed=0)
+    data = write_ctc(tmp_path / "set", movie)
+    result = link_lap(movie.labels, max_distance=12)
+    out = write_ctc_result(data, result)
+    assert out == data / "01_RES"
+    assert sorted(p.name for p in out.iterdir()) == ["mask000.tif", "mask001.tif", "mask002.tif",
+                                                     "res_track.txt"]
+    assert np.array_equal(tifffile.imread(out / "mask001.tif"), result.labels[1])
+    assert np.array_equal(np.loadtxt(out / "res_track.txt", dtype=np.int64, ndmin=2),
+                          result.tracks)
+    assert np.array_equal(read_ctc(data).labels, movie.labels), "the truth is left as it was"
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write_ctc_result(data, result)
+    bad = Movie(result.labels, result.tracks[:1])               # a table that misses tracks
+    with pytest.raises(ValueError):
+        write_ctc_result(data, bad, overwrite=True)
+    assert sorted(p.name for p in data.iterdir()) == ["01", "01_GT", "01_RES"], \
+        "nothing half-written is left beside the result"
