@@ -27,8 +27,8 @@ import torch
 from .records import RunRecord, save_weights
 from .runtime import resolve_device
 
-__all__ = ["History", "fit", "train_step", "as_tensors", "progress_bar", "save_checkpoint",
-           "load_checkpoint"]
+__all__ = ["History", "fit", "epoch_lr", "LR_SCHEDULES", "train_step", "as_tensors",
+           "progress_bar", "save_checkpoint", "load_checkpoint"]
 
 
 def progress_bar(iterable=None, **kwargs):
@@ -249,6 +249,7 @@ def _write_run_record(model, history, *, run_dir, seed, settings, record):
                      **record).save(run_dir)
 
 
+#: The learning-rate schedules of :func:`fit` (see :func:`epoch_lr`).
 LR_SCHEDULES = ("constant", "cosine")
 
 

@@ -433,6 +433,7 @@ def test_own_data_page_runs_on_synthetic_tiffs(tmp_path, monkeypatch, capsys):
         tifffile.imwrite(tmp_path / "my_stacks" / f"stack{i}.tif", raw, imagej=True,
                          resolution=(1 / 0.5, 1 / 0.5),
                          metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"})
+    _write_movie(tmp_path)      # section 9's movie with two annotated frames
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "own_data_page"}
     for i, block in enumerate(blocks, start=1):
@@ -468,6 +469,7 @@ def test_own_data_page_runs_on_synthetic_tiffs(tmp_path, monkeypatch, capsys):
         in_zarr = open_volume(results / f"stack{i}.ome.zarr" / "labels" / "labels").compute()
         assert np.array_equal(in_zarr, labels)
     assert (results / "n2v_3d_weights.pt").is_file()
+    assert (results / "my_movie" / "01_RES" / "res_track.txt").is_file()
 
 
 
@@ -495,3 +497,97 @@ def test_section_headings_run_from_one_without_gaps(path):
     assert numbers, f"{path.name}: no numbered section ('## 1. ...')"
     assert numbers == list(range(1, len(numbers) + 1)), (
         f"{path.name}: sections numbered {numbers}, expected 1..{len(numbers)} in order")
+
+
+def _section_blocks(page: str) -> dict:
+    """The Python blocks of each numbered section (``## 9. ...`` gives key 9)."""
+    sections = re.split(r"^## (\d+)\. ", _read(page), flags=re.M)
+    return {int(number): re.findall(r"^```python\n(.*?)^```$", body, re.M | re.S)
+            for number, body in zip(sections[1::2], sections[2::2])}
+
+
+def _run_blocks(blocks, label: str) -> dict:
+    namespace = {"__name__": "own_data_page"}
+    for i, block in enumerate(blocks, start=1):
+        exec(compile(block, f"{label}, code block {i}", "exec"), namespace)
+    return namespace
+
+
+def _write_movie(folder: Path, *, ctc: bool = False):
+    """A 30-frame movie with two annotated frames, as a learner has it: an ImageJ TIFF
+    (pixel 0.5 um, a frame every 30 s) and my_movie_masks/, or a Challenge folder."""
+    import tifffile
+
+    from dlbio_teach.movies import synthetic_movie, write_ctc
+    movie = synthetic_movie(30, (96, 96), n_nuclei=8, radius=6.0, speed=0.4, seed=7)
+    raw = np.clip(movie.images * 1000 + 100, 0, 65535).astype(np.uint16)
+    if ctc:
+        write_ctc(folder / "my_movie", movie)
+        seg = folder / "my_movie" / "01_GT" / "SEG"
+    else:
+        tifffile.imwrite(folder / "my_movie.tif", raw, imagej=True, resolution=(2.0, 2.0),
+                         metadata={"axes": "TYX", "finterval": 30.0, "unit": "um"})
+        seg = folder / "my_movie_masks"
+    seg.mkdir(parents=True)
+    for t in (5, 20):
+        tifffile.imwrite(seg / f"man_seg{t:03d}.tif", movie.labels[t].astype(np.uint16))
+    return movie
+
+
+@pytest.mark.parametrize("ctc", [False, True], ids=["imagej-tiff", "challenge-folder"])
+def test_own_data_movie_section_runs_on_its_own(tmp_path, monkeypatch, capsys, ctc):
+    """Section 9 alone, in a folder that holds one movie and two annotated frames."""
+    import pandas as pd
+    import tifffile
+
+    movie = _write_movie(tmp_path, ctc=ctc)
+    monkeypatch.chdir(tmp_path)
+    blocks = _section_blocks("book/own_data.md")[9]
+    assert len(blocks) == 3, "section 9: read, detect and check, link"
+    if ctc:   # what the page tells a learner with a Challenge data set to change
+        assert 'Path("my_movie.tif")' in blocks[0]
+        blocks[0] = blocks[0].replace('Path("my_movie.tif")', 'Path("my_movie")')
+    namespace = _run_blocks(blocks, "book/own_data.md, section 9")
+    out = capsys.readouterr().out
+    pixel, interval = ("None", "None") if ctc else ("0.5", "0.5")
+    assert (f"my_movie{'' if ctc else '.tif'}: 30 frames of (96, 96) px; pixel {pixel} um, "
+            f"interval {interval} min; annotated frames [5, 20]") in out, out
+    assert re.search(r"frame 20, U-Net: F1 \d\.\d\d at IoU 0\.5", out), out
+    assert re.search(r"frame 20, Otsu \+ watershed: F1 \d\.\d\d", out), out
+    assert "max_distance" in out and "one nucleus diameter" in out, out
+    results = tmp_path / "results" / "my_movie"
+    table = pd.read_csv(results / "tracks.csv")
+    tracks = namespace["tracks"]
+    assert len(table) == sum(len(np.unique(f[f > 0])) for f in tracks.labels) > 0
+    if not ctc:
+        assert {"time_min", "y_um", "x_um", "area_um2"} <= set(table.columns)
+        assert np.allclose(table["x_um"], table["x"] * 0.5, atol=1e-3)
+        assert table["time_min"].max() == pytest.approx(29 * 0.5)
+    result = results / "01_RES"
+    assert len(list(result.glob("mask*.tif"))) == 30 and (result / "res_track.txt").is_file()
+    assert np.array_equal(tifffile.imread(result / "mask007.tif"), tracks.labels[7])
+    assert (results / "tracks.geff").is_dir()
+    # the chosen detector is the better one on the frame kept for the check
+    checked = namespace["checked"]
+    assert namespace["chosen"] == max(checked, key=lambda n: checked[n]["f1"])
+    assert namespace["detected"].shape == movie.labels.shape
+
+
+def test_own_data_sections_point_a_movie_and_a_stack_to_each_other(tmp_path, monkeypatch):
+    import tifffile
+
+    from dlbio_teach.synthetic import nuclei_volume
+    sections = _section_blocks("book/own_data.md")
+    _write_movie(tmp_path)
+    (tmp_path / "my_images").mkdir()
+    (tmp_path / "my_stacks").mkdir()
+    (tmp_path / "my_stacks" / "movie.tif").write_bytes((tmp_path / "my_movie.tif").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="movie .*section 9"):
+        _run_blocks([*sections[1], *sections[2], sections[8][0]], "sections 1, 2 and 8")
+    clean, _ = nuclei_volume((16, 64, 64), n_nuclei=6, seed=0)
+    tifffile.imwrite(tmp_path / "stack.tif", (clean * 1000).astype(np.uint16), imagej=True,
+                     metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"})
+    page = sections[9][0].replace('Path("my_movie.tif")', 'Path("stack.tif")')
+    with pytest.raises(ValueError, match="z-stack .*section 8"):
+        _run_blocks([page], "section 9")
