@@ -410,7 +410,7 @@ def test_own_data_page_runs_on_synthetic_tiffs(tmp_path, monkeypatch, capsys):
     on three noisy synthetic images with their clean versions and two instance masks."""
     import tifffile
 
-    from dlbio_teach.synthetic import add_poisson_gaussian_noise, nuclei, nuclei_volume
+    from dlbio_teach.synthetic import add_poisson_gaussian_noise, nuclei
 
     blocks = _python_blocks("book/own_data.md")
     assert len(blocks) >= 6, "book/own_data.md: its code blocks were not found"
@@ -425,14 +425,7 @@ def test_own_data_page_runs_on_synthetic_tiffs(tmp_path, monkeypatch, capsys):
                          (clean * 1000 + 100).astype(np.uint16))
         if i < 2:
             tifffile.imwrite(tmp_path / "my_masks" / f"field{i}.tif", labels.astype(np.uint16))
-    (tmp_path / "my_stacks").mkdir()
-    for i in range(2):          # ImageJ hyperstacks with their voxel size, (Z, Y, X)
-        clean, _ = nuclei_volume((16, 96, 96), n_nuclei=12, seed=i)
-        raw = np.clip(add_poisson_gaussian_noise(clean, photons=20, seed=i) * 1000 + 100,
-                      0, 65535).astype(np.uint16)
-        tifffile.imwrite(tmp_path / "my_stacks" / f"stack{i}.tif", raw, imagej=True,
-                         resolution=(1 / 0.5, 1 / 0.5),
-                         metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"})
+    _write_stacks(tmp_path, n_stacks=2, n_annotated=1)
     _write_movie(tmp_path)      # section 9's movie with two annotated frames
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "own_data_page"}
@@ -458,17 +451,7 @@ def test_own_data_page_runs_on_synthetic_tiffs(tmp_path, monkeypatch, capsys):
         assert (results / weights).is_file()
     for written in ("run_record.json", "MODEL_CARD.md", "CHECKLIST.md"):
         assert (results / "unet_run" / written).is_file()
-    assert "stack0.tif: (16, 96, 96) (Z, Y, X), voxel size (1.5, 0.5, 0.5) um" in out, out
-    from dlbio_teach.chunked import open_volume
-    for i in range(2):
-        with tifffile.TiffFile(results / f"stack{i}_nuclei_3d.tif") as tif:
-            labels = tif.asarray()
-            assert tif.imagej_metadata["spacing"] == 1.5
-        assert labels.shape == (16, 96, 96) and labels.max() > 3
-        assert tifffile.imread(results / f"stack{i}_n2v_3d.tif").shape == (16, 96, 96)
-        in_zarr = open_volume(results / f"stack{i}.ome.zarr" / "labels" / "labels").compute()
-        assert np.array_equal(in_zarr, labels)
-    assert (results / "n2v_3d_weights.pt").is_file()
+    _check_stack_results(tmp_path, out, n_stacks=2)
     assert (results / "my_movie" / "01_RES" / "res_track.txt").is_file()
 
 
@@ -497,6 +480,70 @@ def test_section_headings_run_from_one_without_gaps(path):
     assert numbers, f"{path.name}: no numbered section ('## 1. ...')"
     assert numbers == list(range(1, len(numbers) + 1)), (
         f"{path.name}: sections numbered {numbers}, expected 1..{len(numbers)} in order")
+
+
+def _write_stacks(folder: Path, *, n_stacks: int, n_annotated: int) -> None:
+    """ImageJ hyperstacks (Z, Y, X) with their voxel size (1.5, 0.5, 0.5) um, the first
+    ``n_annotated`` with their 3D masks in my_stack_masks/."""
+    import tifffile
+
+    from dlbio_teach.synthetic import add_poisson_gaussian_noise, nuclei_volume
+    (folder / "my_stacks").mkdir()
+    (folder / "my_stack_masks").mkdir()
+    for i in range(n_stacks):
+        clean, labels = nuclei_volume((16, 96, 96), n_nuclei=12, seed=i)
+        raw = np.clip(add_poisson_gaussian_noise(clean, photons=20, seed=i) * 1000 + 100,
+                      0, 65535).astype(np.uint16)
+        tifffile.imwrite(folder / "my_stacks" / f"stack{i}.tif", raw, imagej=True,
+                         resolution=(1 / 0.5, 1 / 0.5),
+                         metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"})
+        if i < n_annotated:
+            tifffile.imwrite(folder / "my_stack_masks" / f"stack{i}.tif",
+                             labels.astype(np.uint16))
+
+
+def _check_stack_results(folder: Path, out: str, *, n_stacks: int) -> None:
+    import tifffile
+
+    from dlbio_teach.chunked import open_volume
+    assert re.search(r"stack0\.tif: \(16, 96, 96\) \(Z, Y, X\), voxel size \(1\.5, 0\.5, 0\.5\) "
+                     r"um, \d+ annotated nuclei", out), out
+    assert "choose and train on [(16, 96, 48)]; held out [(16, 96, 48)]" in out, out
+    assert re.search(r"chosen: filter [\d.]+ um, min_distance \d+ um", out), out
+    assert re.search(r"held out, baseline: F1 \d\.\d\d \[\d\.\d\d, \d\.\d\d\]", out), out
+    assert re.search(r"held out, 3D U-Net: F1 \d\.\d\d", out), out
+    assert re.search(r"3D U-Net - baseline, per block: [+-]\d\.\d\d", out), out
+    results = folder / "results" / "stacks"
+    for i in range(n_stacks):
+        with tifffile.TiffFile(results / f"stack{i}_nuclei_3d.tif") as tif:
+            labels = tif.asarray()
+            assert tif.imagej_metadata["spacing"] == 1.5
+        assert labels.shape == (16, 96, 96) and labels.max() > 3
+        raw = tifffile.imread(folder / "my_stacks" / f"stack{i}.tif").astype(np.float32)
+        filtered = tifffile.imread(results / f"stack{i}_filtered.tif")
+        assert filtered.shape == raw.shape and filtered.dtype == np.float32
+        assert abs(filtered.mean() - raw.mean()) < 0.05 * raw.mean(), "raw units are kept"
+        in_zarr = open_volume(results / f"stack{i}.ome.zarr" / "labels" / "labels").compute()
+        assert np.array_equal(in_zarr, labels)
+    record = json.loads((results / "unet_3d_run" / "run_record.json").read_text())
+    assert record["hyperparameters"]["voxel_size"] == [1.5, 0.5, 0.5]
+
+
+def test_own_data_stack_section_runs_on_one_annotated_stack(tmp_path, monkeypatch, capsys):
+    """Section 8 alone, in a folder that holds one stack and its 3D mask."""
+    _write_stacks(tmp_path, n_stacks=1, n_annotated=1)
+    monkeypatch.chdir(tmp_path)
+    blocks = _section_blocks("book/own_data.md")[8]
+    assert len(blocks) == 5, "section 8: read, baseline, 3D U-Net, held-out score, save"
+    _run_blocks(blocks, "book/own_data.md, section 8")
+    _check_stack_results(tmp_path, capsys.readouterr().out, n_stacks=1)
+
+
+def test_own_data_stack_section_asks_for_an_annotation(tmp_path, monkeypatch):
+    _write_stacks(tmp_path, n_stacks=1, n_annotated=0)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="annotate the nuclei of at least one stack"):
+        _run_blocks(_section_blocks("book/own_data.md")[8][:1], "section 8")
 
 
 def _section_blocks(page: str) -> dict:
@@ -579,12 +626,11 @@ def test_own_data_sections_point_a_movie_and_a_stack_to_each_other(tmp_path, mon
     from dlbio_teach.synthetic import nuclei_volume
     sections = _section_blocks("book/own_data.md")
     _write_movie(tmp_path)
-    (tmp_path / "my_images").mkdir()
     (tmp_path / "my_stacks").mkdir()
     (tmp_path / "my_stacks" / "movie.tif").write_bytes((tmp_path / "my_movie.tif").read_bytes())
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="movie .*section 9"):
-        _run_blocks([*sections[1], *sections[2], sections[8][0]], "sections 1, 2 and 8")
+        _run_blocks(sections[8][:1], "section 8")
     clean, _ = nuclei_volume((16, 64, 64), n_nuclei=6, seed=0)
     tifffile.imwrite(tmp_path / "stack.tif", (clean * 1000).astype(np.uint16), imagej=True,
                      metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"})
