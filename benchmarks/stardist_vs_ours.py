@@ -5,8 +5,9 @@ split: ``grid_tiles(image, 4, 4)``, ``split_indices(16, (0.5, 0.2, 0.3), seed=0)
 normalised with ``normalize_percentile``, labels through ``prepare_star_labels``) with the
 same patch size, batch size, number of optimisation steps, rays, flips and 90-degree
 rotations, and the same number of validation patches for choosing the best epoch. Each
-keeps its own network (the course: a depth-2 U-Net of 32 channels at full resolution, as
-``SegmentationConfig.from_profile("stardist", standard)`` gives;
+keeps its own network (the course: a depth-2 U-Net of 32 channels at full resolution by
+default, with a constant learning rate: ``--channels 16 --lr-schedule cosine`` is what
+``SegmentationConfig.from_profile("stardist", standard)`` gives since version 0.9.0;
 StarDist2D: its default depth-3 U-Net of 32, learning rate 3e-4) and its own way of
 drawing patches (the course: ``n_patches`` drawn once, seen every epoch; StarDist2D: fresh
 patches each step, 90 % with foreground). The thresholds of both are tuned on the
@@ -64,13 +65,14 @@ def tiles_and_split():
 
 
 def ours(x, y, xv, yv, *, patch, batch, steps_per_epoch, epochs, n_rays, n_val, seed,
-         channels):
+         channels, lr_schedule="constant"):
     """Train the course's StarDist; return (maps function, seconds)."""
     from dlbio_teach.segmentation import SegmentationConfig, predict_maps, train_segmentation
 
     config = SegmentationConfig("stardist", epochs=epochs, n_patches=steps_per_epoch * batch,
                                 patch_size=patch, batch_size=batch, n_rays=n_rays,
-                                n_val_patches=n_val, base_channels=channels)
+                                n_val_patches=n_val, base_channels=channels,
+                                lr_schedule=lr_schedule)
     start = time.perf_counter()
     net, _ = train_segmentation(config, x, y, xv, yv, seed=seed, progress=False)
     seconds = time.perf_counter() - start
@@ -142,6 +144,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rays", type=int, default=32)
     parser.add_argument("--channels", type=int, default=32,
                         help="base channels of the course's U-Net (its standard StarDist: 32)")
+    parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                        help="the course's learning-rate schedule (chapter 3: cosine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
@@ -157,7 +161,7 @@ def main(argv=None) -> int:
                   n_val=max(32, args.steps_per_epoch * args.batch // 4))
     data = (tiles[train], labels[train], tiles[val], labels[val])
     rows = {}
-    maps_ours, seconds = ours(*data, **budget)
+    maps_ours, seconds = ours(*data, **budget, lr_schedule=args.lr_schedule)
     best, predicted = tuned_predictions(maps_ours, tiles[val], labels[val], tiles[test])
     rows["dlbio_teach StarDist (PyTorch)"] = (score(labels[test], predicted), seconds, best)
     with tempfile.TemporaryDirectory() as basedir:

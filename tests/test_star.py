@@ -102,16 +102,21 @@ def test_n_rays_that_rotations_cannot_map_are_refused_with_augmentation():
 
 
 
-def test_stardist_from_a_profile_gets_twice_its_channels():
+def test_stardist_from_a_profile_gets_its_channels_and_a_cosine_rate_in_2d_only():
     from dlbio_teach.runtime import get_profile
 
     standard = get_profile("standard")
     config = SegmentationConfig.from_profile("stardist", standard)
-    assert config.base_channels == 2 * standard.base_channels and config.n_outputs == 33
-    assert SegmentationConfig.from_profile("stardist", standard, base_channels=8,
-                                           n_rays=16).base_channels == 8
-    assert SegmentationConfig.from_profile("distance", standard).base_channels == \
-        standard.base_channels
+    assert config.base_channels == standard.base_channels and config.n_outputs == 33
+    assert config.lr_schedule == "cosine" and config.to_dict()["lr_schedule"] == "cosine"
+    changed = SegmentationConfig.from_profile("stardist", standard, base_channels=8, n_rays=16,
+                                              lr_schedule="constant")
+    assert changed.base_channels == 8 and "lr_schedule" not in changed.to_dict()
+    for formulation in ("distance", "three_class"):
+        assert SegmentationConfig.from_profile(formulation, standard).lr_schedule == "constant"
+    volume = SegmentationConfig.from_profile("stardist", standard, axes="ZYX",
+                                             patch_size=(8, 32, 32))
+    assert volume.lr_schedule == "constant", "StarDist 3D keeps chapter 6's constant rate"
 
 
 def test_a_model_with_the_wrong_number_of_rays_is_refused():
