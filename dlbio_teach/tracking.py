@@ -319,7 +319,7 @@ def score_tracking(truth: Movie, result: Movie) -> TrackingScores:
     (``DivisionMetrics``, a division counts when found in its frame with both daughters)
     they are paired one to one at IoU >= 0.5.
 
-    It warns when the detector alone is poor (:attr:`TrackingScores.detection_f1` below
+    It warns when the detector alone is poor (``TrackingScores.detection_f1`` below
     ``0.5``) while DET reads at least 0.2 higher: check detection on annotated frames
     before reading tracking measures.
 
