@@ -434,28 +434,44 @@ def write_ctc(folder, movie: Movie, *, sequence: str = "01", overwrite: bool = F
     check_tracks(movie.labels, movie.tracks)
     if folder.exists() and not overwrite:
         raise FileExistsError(f"{folder} exists; choose a new folder or pass overwrite=True.")
-    folder.parent.mkdir(parents=True, exist_ok=True)
     digits = max(3, len(str(movie.n_frames - 1)))
-    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    try:
+
+    def fill(partial):
         tra = partial / f"{sequence}_GT" / "TRA"
         tra.mkdir(parents=True)
-        for t, frame in enumerate(movie.labels):
-            tifffile.imwrite(tra / f"man_track{t:0{digits}d}.tif", frame.astype(np.uint16))
-        np.savetxt(tra / "man_track.txt", np.asarray(movie.tracks, np.int64).reshape(-1, 4),
-                   fmt="%d")
+        _write_masks(tra, movie, digits, frames="man_track", table="man_track.txt")
         if movie.images is not None:
             raw = partial / sequence
             raw.mkdir()
             for t, frame in enumerate(movie.images):
                 tifffile.imwrite(raw / f"t{t:0{digits}d}.tif", np.asarray(frame, np.float32))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(partial, folder)
+
+    return _write_folder(folder, fill)
+
+
+def _write_masks(folder: Path, movie: Movie, digits: int, *, frames: str, table: str) -> None:
+    """The label movie as ``<frames>TTT.tif`` (16-bit) and the track table as ``table``."""
+    import tifffile
+
+    for t, frame in enumerate(movie.labels):
+        tifffile.imwrite(folder / f"{frames}{t:0{digits}d}.tif", frame.astype(np.uint16))
+    np.savetxt(folder / table, np.asarray(movie.tracks, np.int64).reshape(-1, 4), fmt="%d")
+
+
+def _write_folder(target: Path, fill) -> Path:
+    """Build a folder with ``fill(partial)`` under a temporary name beside ``target``, then
+    move it into place (replacing ``target``): a failure never leaves half of it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        fill(partial)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(partial, target)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return folder
+    return target
 
 
 def write_ctc_result(folder, movie: Movie, *, sequence: str = "01",
@@ -477,27 +493,13 @@ def write_ctc_result(folder, movie: Movie, *, sequence: str = "01",
     >>> out.name, sorted(p.name for p in out.iterdir())
     ('01_RES', ['mask000.tif', 'mask001.tif', 'res_track.txt'])
     """
-    import tifffile
-
     target = Path(folder) / f"{sequence}_RES"
     check_tracks(movie.labels, movie.tracks)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; choose another folder or pass overwrite=True.")
-    target.parent.mkdir(parents=True, exist_ok=True)
     digits = max(3, len(str(movie.n_frames - 1)))
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
-        for t, frame in enumerate(movie.labels):
-            tifffile.imwrite(partial / f"mask{t:0{digits}d}.tif", frame.astype(np.uint16))
-        np.savetxt(partial / "res_track.txt", np.asarray(movie.tracks, np.int64).reshape(-1, 4),
-                   fmt="%d")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(partial, target)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return target
+    return _write_folder(target, lambda partial: _write_masks(
+        partial, movie, digits, frames="mask", table="res_track.txt"))
 
 
 _FRAME = re.compile(r"^man_track(\d+)\.tiff?$")
