@@ -205,9 +205,12 @@ def lessons_table(table: SeedTable, rows: dict, *, this_run: dict | None = None)
     lines = ["| lesson | this run | over seeds: mean (range) | interval above 0 | "
              "interval below 0 |", "|---|---|---|---|---|"]
     for name, (label, unit) in rows.items():
-        values, n = table.values[name], len(table.seeds)
         sign = "+" if " - " in label else ""
         mine = _format(_plain(this_run[name]), unit, sign) if name in this_run else ""
+        if name not in table.values:   # a lesson added since benchmarks/lessons.py last ran
+            lines.append(f"| {label} | {mine} | not run over seeds | | |")
+            continue
+        values, n = table.values[name], len(table.seeds)
         if all(isinstance(v, str) for v in values):
             counts = {v: values.count(v) for v in dict.fromkeys(values)}
             spread = ", ".join(f"{k} in {c} of {n}" for k, c in counts.items())

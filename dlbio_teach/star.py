@@ -34,6 +34,8 @@ anisotropy the network was trained with.
 * :func:`star_reconstruction_f1`: the best any ``n_rays`` can do on a ground truth.
 * :func:`check_star_labels`, :func:`prepare_star_labels`: what StarDist needs of labels.
 * :func:`star_rays`: the rays of StarDist 3D.
+* :func:`swap_star_maps`: a network's probability with the truth's distances (or the
+  reverse), to see which of its two outputs limits its F1.
 """
 from __future__ import annotations
 
@@ -50,7 +52,8 @@ __all__ = ["DEFAULT_N_RAYS", "DEFAULT_N_RAYS_3D", "PROB_THRESHOLDS", "NMS_THRESH
            "PROB_THRESHOLDS_3D", "NMS_THRESHOLDS_3D",
            "check_n_rays", "check_anisotropy", "star_rays", "check_star_labels",
            "prepare_star_labels", "star_targets", "StarDistLoss", "instances_from_star",
-           "star_threshold_grid", "star_reconstruction", "star_reconstruction_f1"]
+           "star_threshold_grid", "star_reconstruction", "star_reconstruction_f1",
+           "swap_star_maps"]
 
 #: StarDist's default number of rays in 2D.
 DEFAULT_N_RAYS = 32
@@ -480,3 +483,37 @@ def star_reconstruction_f1(labels, n_rays: int, *, iou_threshold: float = 0.5,
                for t in stack]
     return float(match_dataset(stack, rebuilt, thresholds=[iou_threshold],
                                axes=axes)[0]["f1"])
+
+
+def swap_star_maps(maps, true_maps, *, keep: str) -> np.ndarray:
+    """A network's StarDist maps with one of its two outputs replaced by the truth's.
+
+    StarDist predicts two things: where the nuclei's centres are (the probability, channel
+    0) and how far each edge is (the ray distances). When its F1 is low, decoding the
+    network's probability with the true distances (``keep="probability"``), and the true
+    probability with the network's distances (``keep="distances"``), tells which of the
+    two limits it: the output kept alone that scores far below the truth is the one to
+    train better. ``true_maps`` are :func:`star_targets` of annotated labels, with the
+    same rays (``n_rays`` and, for volumes, ``anisotropy``) as the network's maps.
+
+    Examples
+    --------
+    >>> lab = np.zeros((20, 30), int); lab[3:12, 3:12] = 1; lab[6:16, 15:26] = 2
+    >>> true = star_targets(lab, 8)
+    >>> poor = true.copy(); poor[1:] *= 0.5              # distances half as long
+    >>> mixed = swap_star_maps(poor, true, keep="probability")
+    >>> bool(np.array_equal(mixed, true)), bool(np.array_equal(mixed[0], poor[0]))
+    (True, True)
+    """
+    if keep not in ("probability", "distances"):
+        raise ValueError(f"keep must be 'probability' (the network's probability, the "
+                         f"truth's distances) or 'distances' (the reverse), got {keep!r}.")
+    maps, true_maps = np.asarray(maps, np.float32), np.asarray(true_maps, np.float32)
+    if maps.shape != true_maps.shape:
+        raise ValueError(f"maps {maps.shape} and true_maps {true_maps.shape} differ: make the "
+                         "true maps with star_targets(labels, n_rays, ...) of the same image, "
+                         "with the network's n_rays (and anisotropy for volumes).")
+    mixed = true_maps.copy()
+    kept = slice(0, 1) if keep == "probability" else slice(1, None)
+    mixed[kept] = maps[kept]
+    return mixed

@@ -7,7 +7,8 @@ import re
 import numpy as np
 
 __all__ = ["show_images", "plot_history", "error_map", "matching_overlay", "OUTCOME_COLOURS",
-           "show_markdown", "bold_headings", "orthogonal_views", "OUTLINE_COLOUR"]
+           "show_markdown", "bold_headings", "orthogonal_views", "OUTLINE_COLOUR",
+           "plot_budget_curve"]
 
 #: Colours of true positives, false positives and false negatives (Okabe-Ito colours,
 #: readable with the common colour-vision deficiencies).
@@ -107,6 +108,50 @@ def plot_history(*histories, names=None, ax=None, log: bool = True):
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_budget_curve(runs, *, baseline=None, marks=None, this_run=None, ax=None):
+    """Held-out F1 against training steps, one line per network (mean over seeds, each
+    seed a dot), the baseline as a dashed line, budgets marked as vertical lines.
+
+    ``runs`` are rows ``{"network", "seed", "steps", "held_out_f1"}`` (as
+    ``benchmarks/budget_3d.py`` writes them); ``marks`` maps a label to a number of steps
+    (a profile's budget); ``this_run`` maps a network to ``(steps, F1)``, drawn as a star.
+
+    Examples
+    --------
+    >>> rows = [{"network": "net", "seed": 0, "steps": s, "held_out_f1": f}
+    ...         for s, f in ((64, 0.2), (256, 0.5))]
+    >>> ax = plot_budget_curve(rows, baseline=0.4, marks={"standard": 256})
+    >>> len(ax.lines)
+    4
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.4))
+    networks = list(dict.fromkeys(r["network"] for r in runs))
+    for i, network in enumerate(networks):
+        rows = [r for r in runs if r["network"] == network]
+        steps = sorted({r["steps"] for r in rows})
+        means = [np.mean([r["held_out_f1"] for r in rows if r["steps"] == s]) for s in steps]
+        ax.plot(steps, means, "-", color=f"C{i}", label=network)
+        ax.plot([r["steps"] for r in rows], [r["held_out_f1"] for r in rows], "o",
+                color=f"C{i}", alpha=0.5, ms=4)
+        if this_run and network in this_run:
+            ax.plot(*this_run[network], "*", color=f"C{i}", ms=12, mec="k")
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", ls="--", label="baseline")
+    for label, steps in (marks or {}).items():
+        ax.axvline(steps, color="k", lw=0.6, ls=":")
+        ax.annotate(label, (steps, 0.02), rotation=90, fontsize=8, ha="right")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training steps (batches)")
+    ax.set_ylabel("held-out F1@0.5")
+    ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     ax.figure.tight_layout()
     return ax

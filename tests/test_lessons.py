@@ -149,3 +149,9 @@ def test_chapters_that_show_lessons_have_committed_results():
         table = load_lessons(chapter)
         assert len(table.seeds) >= 5, f"{chapter}: lessons over {table.seeds} only"
         assert all(len(v) == len(table.seeds) for v in table.values.values())
+
+
+def test_lessons_table_marks_a_lesson_not_yet_run_over_seeds():
+    text = lessons_table(_table(), {"new": ("E - F", "")},
+                         this_run={"new": {"estimate": 0.1, "low": -0.1, "high": 0.3}})
+    assert text.splitlines()[2] == "| E - F | +0.10 [-0.10, +0.30] | not run over seeds | | |"

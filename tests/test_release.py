@@ -172,3 +172,15 @@ def test_version_pins_are_read_from_the_chapters():
             for p in CHAPTERS}
     assert pins and all(pins.values()), pins
     assert {v for found in pins.values() for v in found} == {dlbio_teach.__version__}, pins
+
+
+def test_the_wheel_carries_the_budget_curve(installed_wheel):
+    """Chapter 6 draws benchmarks/budget_3d.py's results from the package: on Colab, from
+    the wheel."""
+    code = ("import json\nfrom importlib.resources import files\n"
+            "runs = json.loads(files('dlbio_teach').joinpath('budget_3d_results.json')"
+            ".read_text())['runs']\nprint(len({r['network'] for r in runs}))")
+    ran = subprocess.run([str(installed_wheel), "-c", code], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"})
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.split() == ["2"], ran.stdout

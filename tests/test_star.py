@@ -245,3 +245,27 @@ def test_stardist_training_equals_the_recipe_it_replaces():
     assert h.train_loss == history.train_loss and h.val_loss == history.val_loss
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(),
                                                   by_hand.state_dict().values()))
+
+
+def test_swap_star_maps_finds_the_output_that_limits_f1():
+    from dlbio_teach.star import swap_star_maps
+
+    image, labels = nuclei((96, 96), 8, seed=3)
+    truth = prepare_star_labels(labels)
+    true = star_targets(truth, 16)
+    short = true.copy()
+    short[1:] *= 0.4                      # a network whose distances are far too short
+    settings = dict(prob_threshold=0.5, nms_threshold=0.4)
+
+    def f1(maps):
+        return match_instances(truth, instances_from_star(maps, **settings))["f1"]
+
+    own_probability = swap_star_maps(short, true, keep="probability")
+    own_distances = swap_star_maps(short, true, keep="distances")
+    assert np.array_equal(own_probability[1:], true[1:])
+    assert np.array_equal(own_distances[1:], short[1:])
+    assert f1(own_probability) > 0.9 > 0.5 > f1(own_distances)
+    with pytest.raises(ValueError, match="keep must be"):
+        swap_star_maps(short, true, keep="prob")
+    with pytest.raises(ValueError, match="star_targets"):
+        swap_star_maps(short, star_targets(truth, 8), keep="distances")

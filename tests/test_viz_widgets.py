@@ -390,3 +390,22 @@ def test_orthogonal_views_bad_input(kwargs, message):
     volume = kwargs.pop("volume", np.zeros((4, 16, 16)))
     with pytest.raises(ValueError, match=message):
         orthogonal_views(volume, **kwargs)
+
+
+def test_plot_budget_curve_draws_means_seeds_baseline_and_marks():
+    from dlbio_teach.viz import plot_budget_curve
+
+    rows = [{"network": n, "seed": s, "steps": steps, "held_out_f1": f}
+            for n, base in (("a", 0.2), ("b", 0.5))
+            for s in (0, 1) for steps, f in ((64, base + 0.1 * s), (256, base + 0.2 + 0.1 * s))]
+    ax = plot_budget_curve(rows, baseline=0.4, marks={"standard": 256},
+                           this_run={"a": (256, 0.45)})
+    mean_a = ax.lines[0]
+    assert list(mean_a.get_xdata()) == [64, 256]
+    assert np.allclose(mean_a.get_ydata(), [0.25, 0.45])
+    assert ax.get_xscale() == "log" and ax.get_ylim() == (0, 1)
+    stars = [line for line in ax.lines if line.get_marker() == "*"]
+    assert len(stars) == 1 and list(stars[0].get_xdata()) == [256]
+    horizontal = [line for line in ax.lines if list(line.get_ydata()) == [0.4, 0.4]]
+    assert len(horizontal) == 1
+    plt.close("all")

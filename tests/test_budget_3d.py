@@ -1,0 +1,59 @@
+"""benchmarks/budget_3d.py and the results chapter 6 draws from it."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = REPO_ROOT / "dlbio_teach" / "budget_3d_results.json"
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("budget_3d",
+                                                  REPO_ROOT / "benchmarks" / "budget_3d.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _chapter_source() -> str:
+    notebook = json.loads((REPO_ROOT / "notebooks" / "06_volumes.ipynb").read_text())
+    return "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
+
+
+def test_the_benchmark_trains_as_chapter_6_does():
+    """The curve is chapter 6's only while its settings are the chapter's."""
+    source = _chapter_source()
+    benchmark = (REPO_ROOT / "benchmarks" / "budget_3d.py").read_text()
+    assert '"standard": (8, (32, 64, 64), 8, 128)' in source
+    assert "diverse_nuclei_volumes(10, (32, 64, 64), seed=0" in benchmark
+    assert _benchmark().STEPS_PER_EPOCH == 128 // 4
+    for setting in ("patch_size=(16, 32, 32)", "batch_size=4", "base_channels=8",
+                    "n_val_patches=16", "min_distances=(2, 3, 4, 6, 8)"):
+        assert setting in source and setting in benchmark, setting
+    assert "anisotropy=(anisotropy[0],) * 2" in source
+    assert "anisotropy=anisotropy_range or (anisotropy[0],) * 2" in benchmark
+
+
+def test_held_out_blocks_are_the_chapters_six():
+    blocks = _benchmark().held_out_blocks((31, 61, 37))
+    assert len(blocks) == 6
+    assert [(b[1].start, b[1].stop) for b in blocks[::2]] == [(0, 20), (20, 40), (40, 61)]
+    assert [(b[2].start, b[2].stop) for b in blocks[:2]] == [(0, 18), (18, 37)]
+
+
+def test_committed_results_hold_the_chapters_budget_for_both_networks():
+    results = json.loads(RESULTS.read_text(encoding="utf-8"))
+    runs = results["runs"]
+    assert 0 <= results["baseline"]["held_out_f1"] <= 1
+    assert set(_benchmark().NETWORKS) <= {r["network"] for r in runs}
+    for network in _benchmark().NETWORKS:
+        steps = sorted({r["steps"] for r in runs if r["network"] == network})
+        assert 256 in steps and len(steps) >= 4, (network, steps)
+    for r in runs:
+        assert r["steps"] == r["epochs"] * results["steps_per_epoch"]
+        assert 0 <= r["held_out_f1"] <= 1 and r["training_seconds"] > 0
+        assert r["network"].split(",")[0] in _benchmark().NETWORKS
+        if r["network"].startswith("StarDist 3D"):
+            assert 0 <= r["own_probability_only"] <= 1 and 0 <= r["own_distances_only"] <= 1
