@@ -118,8 +118,10 @@ def plot_budget_curve(runs, *, baseline=None, marks=None, this_run=None, ax=None
     seed a dot), the baseline as a dashed line, budgets marked as vertical lines.
 
     ``runs`` are rows ``{"network", "seed", "steps", "held_out_f1"}`` (as
-    ``benchmarks/budget_3d.py`` writes them); ``marks`` maps a label to a number of steps
-    (a profile's budget); ``this_run`` maps a network to ``(steps, F1)``, drawn as a star.
+    ``benchmarks/budget_3d.py`` writes them); a network named ``"<another>, <variant>"``
+    is drawn dashed in the colour of ``<another>``. ``marks`` maps a label to a number of
+    steps (a profile's budget); ``this_run`` maps a network to ``(steps, F1)``, drawn as a
+    star.
 
     Examples
     --------
@@ -132,27 +134,31 @@ def plot_budget_curve(runs, *, baseline=None, marks=None, this_run=None, ax=None
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.4))
+        _, ax = plt.subplots(figsize=(8, 3.4))
     networks = list(dict.fromkeys(r["network"] for r in runs))
-    for i, network in enumerate(networks):
+    main = [n for n in networks if n.split(",")[0] not in networks or "," not in n]
+    for network in networks:
+        base = network.split(",")[0] if "," in network else network
+        colour = f"C{main.index(base if base in main else network)}"
         rows = [r for r in runs if r["network"] == network]
         steps = sorted({r["steps"] for r in rows})
         means = [np.mean([r["held_out_f1"] for r in rows if r["steps"] == s]) for s in steps]
-        ax.plot(steps, means, "-", color=f"C{i}", label=network)
+        ax.plot(steps, means, "-" if network in main else "--", color=colour, label=network)
         ax.plot([r["steps"] for r in rows], [r["held_out_f1"] for r in rows], "o",
-                color=f"C{i}", alpha=0.5, ms=4)
+                color=colour, alpha=0.5, ms=4)
         if this_run and network in this_run:
-            ax.plot(*this_run[network], "*", color=f"C{i}", ms=12, mec="k")
+            ax.plot(*this_run[network], "*", color=colour, ms=12, mec="k")
     if baseline is not None:
-        ax.axhline(baseline, color="grey", ls="--", label="baseline")
+        ax.axhline(baseline, color="grey", ls=":", label="baseline")
     for label, steps in (marks or {}).items():
         ax.axvline(steps, color="k", lw=0.6, ls=":")
-        ax.annotate(label, (steps, 0.02), rotation=90, fontsize=8, ha="right")
+        ax.annotate(label, (steps, 1), xytext=(0, 2), textcoords="offset points", fontsize=8,
+                    ha="center", va="bottom", annotation_clip=False)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("training steps (batches)")
     ax.set_ylabel("held-out F1@0.5")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     ax.figure.tight_layout()
     return ax
 

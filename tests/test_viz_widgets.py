@@ -409,3 +409,15 @@ def test_plot_budget_curve_draws_means_seeds_baseline_and_marks():
     horizontal = [line for line in ax.lines if list(line.get_ydata()) == [0.4, 0.4]]
     assert len(horizontal) == 1
     plt.close("all")
+
+
+def test_plot_budget_curve_draws_a_variant_dashed_in_its_networks_colour():
+    from dlbio_teach.viz import plot_budget_curve
+
+    rows = [{"network": n, "seed": 0, "steps": 64, "held_out_f1": 0.5}
+            for n in ("net", "other", "net, variant")]
+    ax = plot_budget_curve(rows)
+    lines = {line.get_label(): line for line in ax.lines if not line.get_label().startswith("_")}
+    assert lines["net, variant"].get_color() == lines["net"].get_color() != lines["other"].get_color()
+    assert lines["net, variant"].get_linestyle() == "--" and lines["net"].get_linestyle() == "-"
+    plt.close("all")
