@@ -173,8 +173,9 @@ def main(argv=None) -> int:
                                 return swap_star_maps(maps_of(image), true, keep=keep)
                             row[f"own_{keep}_only"] = tuned_score(
                                 swapped, parts, formulation, anisotropy)["held_out_f1"]
-                    runs[:] = [r for r in runs if (r["network"], r["seed"], r["epochs"])
-                               != (name + suffix, seed, epochs)] + [row]
+                    key = (name + suffix, seed, epochs)
+                    runs[:] = [r for r in runs
+                               if (r["network"], r["seed"], r["epochs"]) != key] + [row]
                     save(results)
                     print(json.dumps(row), flush=True)
     return 0

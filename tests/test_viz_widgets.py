@@ -418,6 +418,7 @@ def test_plot_budget_curve_draws_a_variant_dashed_in_its_networks_colour():
             for n in ("net", "other", "net, variant")]
     ax = plot_budget_curve(rows)
     lines = {line.get_label(): line for line in ax.lines if not line.get_label().startswith("_")}
-    assert lines["net, variant"].get_color() == lines["net"].get_color() != lines["other"].get_color()
+    colours = {name: line.get_color() for name, line in lines.items()}
+    assert colours["net, variant"] == colours["net"] != colours["other"]
     assert lines["net, variant"].get_linestyle() == "--" and lines["net"].get_linestyle() == "-"
     plt.close("all")
