@@ -84,16 +84,17 @@ def held_out_f1(labels, truth) -> float:
     return float(2 * tp / max(2 * tp + fp + fn, 1))
 
 
-def tuned_score(maps_of, parts, formulation, anisotropy) -> dict:
-    """Tune on the annotated part, score the held-out part (chapter 6's protocol)."""
+def tuned_score(maps, parts, formulation, anisotropy) -> dict:
+    """Tune on the annotated part's ``maps["annotated"]``, score the held-out part's
+    ``maps["held_out"]`` once (chapter 6's protocol)."""
     from dlbio_teach.segmentation import instances_from_maps
     from dlbio_teach.tuning import tune_thresholds
 
-    (image_a, truth_a), (image_h, truth_h) = parts["annotated"], parts["held_out"]
+    truth_a, truth_h = parts["annotated"][1], parts["held_out"][1]
     star = {"anisotropy": anisotropy} if formulation == "stardist" else {}
-    tuned = tune_thresholds([maps_of(image_a)], [truth_a], formulation=formulation,
+    tuned = tune_thresholds([maps["annotated"]], [truth_a], formulation=formulation,
                             axes="ZYX", **star)
-    labels = instances_from_maps(maps_of(image_h), formulation=formulation, axes="ZYX",
+    labels = instances_from_maps(maps["held_out"], formulation=formulation, axes="ZYX",
                                  **star, **tuned.best)
     return {"annotated_f1": round(float(tuned.score), 4),
             "held_out_f1": round(held_out_f1(labels, truth_h), 4), "thresholds": tuned.best}
@@ -134,6 +135,8 @@ def main(argv=None) -> int:
     from dlbio_teach.star import star_targets, swap_star_maps
 
     data, parts, anisotropy = chapter_data(args.anisotropy_range)
+    true_maps = {part: star_targets(truth, 96, axes="ZYX", anisotropy=anisotropy)
+                 for part, (_, truth) in parts.items()}
     suffix = (", anisotropy {:g} to {:g}".format(*args.anisotropy_range)
               if args.anisotropy_range else "")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -156,21 +159,17 @@ def main(argv=None) -> int:
                                                 checkpoint_dir=checkpoints)
                     seconds += time.perf_counter() - start
 
-                    def maps_of(image, net=net, formulation=formulation):
-                        return predict_maps(net, image, formulation=formulation, axes="ZYX")
-
+                    maps = {part: predict_maps(net, image, formulation=formulation,
+                                               axes="ZYX")
+                            for part, (image, _) in parts.items()}
                     row = {"network": name + suffix, "seed": seed, "epochs": epochs,
                            "steps": epochs * STEPS_PER_EPOCH,
                            "training_seconds": round(seconds, 1),
-                           **tuned_score(maps_of, parts, formulation, anisotropy)}
+                           **tuned_score(maps, parts, formulation, anisotropy)}
                     if formulation == "stardist":
                         for keep in ("probability", "distances"):
-                            def swapped(image, keep=keep, maps_of=maps_of):
-                                truth = parts["annotated" if image.shape[-1] == SPLIT_X
-                                              else "held_out"][1]
-                                true = star_targets(truth, 96, axes="ZYX",
-                                                    anisotropy=anisotropy)
-                                return swap_star_maps(maps_of(image), true, keep=keep)
+                            swapped = {part: swap_star_maps(maps[part], true_maps[part],
+                                                            keep=keep) for part in parts}
                             row[f"own_{keep}_only"] = tuned_score(
                                 swapped, parts, formulation, anisotropy)["held_out_f1"]
                     key = (name + suffix, seed, epochs)
