@@ -3,6 +3,7 @@
     python benchmarks/lessons.py                       # seeds 0-4, chapters 1-6, standard
     python benchmarks/lessons.py --seeds 0 1 --chapters 02_restoration
     python benchmarks/lessons.py --chapters 03_segmentation --kernels avx2 default
+    python benchmarks/lessons.py --chapters 04_validation --keep-kernels AVX2   # beside them
 
 Each chapter shows one run. Here every chapter runs again, top to bottom in a fresh kernel
 (as ``course_time.py`` runs it), once per seed: ``DLBIO_SEED`` sets the seed of every
@@ -20,6 +21,9 @@ with the seed, so that the results say for which seeds the chapters' text holds.
 for PyTorch's own kernels, ``ONEDNN_MAX_CPU_ISA`` for oneDNN's convolutions): their sums
 round in another order, so a seeded training gives other weights, as it does on a
 learner's CPU of another kind. A family the CPU lacks falls back to the best it has.
+``--keep-kernels`` keeps a chapter's runs on those families from the results file (made
+on another machine, perhaps) beside the new ones; each chapter's entry names the machine
+of its runs.
 """
 from __future__ import annotations
 
@@ -78,6 +82,29 @@ def gather(lessons_dir: Path, chapters, seeds) -> dict:
     return gathered
 
 
+def keep_runs(entry: dict, previous: dict, families, *, machine: str,
+              previous_machine: str) -> dict:
+    """``entry`` (this run's gathering of one chapter) with ``previous``'s runs on the CPU
+    kernel ``families`` added, all in (kernels, seed) order, and a machine naming both."""
+    kept = [i for i, k in enumerate(previous.get("kernels") or []) if k in families]
+    if not kept:
+        return {**entry, "machine": machine}
+    names = [n for n in entry["values"] if n in previous["values"]]
+    dropped = sorted(set(entry["values"]).symmetric_difference(previous["values"]))
+    if dropped:
+        print(f"  lessons not in both sets of runs, left out: {dropped}", flush=True)
+    runs = [(entry["kernels"][i], entry["seeds"][i], {n: entry["values"][n][i] for n in names})
+            for i in range(len(entry["seeds"]))]
+    runs += [(previous["kernels"][i], previous["seeds"][i],
+              {n: previous["values"][n][i] for n in names}) for i in kept]
+    runs.sort(key=lambda run: (str(run[0]), run[1]))
+    new = sorted(set(entry["kernels"]) - set(families))
+    return {"seeds": [seed for _, seed, _ in runs], "kernels": [k for k, _, _ in runs],
+            "values": {n: [values[n] for _, _, values in runs] for n in names},
+            "machine": (f"{previous_machine} ({' and '.join(sorted(families))} runs); "
+                        f"{machine} ({' and '.join(new)} runs)")}
+
+
 #: oneDNN's instruction sets that go with ATEN_CPU_CAPABILITY's families.
 ONEDNN_ISA = {"default": "SSE41", "avx2": "AVX2", "avx512": "AVX512_CORE"}
 
@@ -106,7 +133,8 @@ def summary_lines(gathered: dict) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4],
+                        help="seeds to run (none: only gather --recorded-seeds)")
     parser.add_argument("--chapters", nargs="+", default=list(CHAPTERS))
     parser.add_argument("--kernels", nargs="+", default=[None],
                         help="families of CPU kernels to run each seed on, as "
@@ -123,6 +151,9 @@ def main(argv=None) -> int:
                         help="seeds already recorded in --lessons-dir (for example by the run "
                              "whose outputs are committed, made with DLBIO_LESSONS_DIR set): "
                              "gathered, not run again")
+    parser.add_argument("--keep-kernels", nargs="*", default=[],
+                        help="families of CPU kernels (as recorded: AVX2, AVX512, DEFAULT) whose "
+                             "runs of these chapters in --out are kept beside the new runs")
     args = parser.parse_args(argv)
 
     course_time = _course_time()
@@ -153,20 +184,31 @@ def main(argv=None) -> int:
 
     seeds = sorted(set(args.recorded_seeds) | set(args.seeds))
     gathered = gather(lessons_dir, args.chapters, seeds)
-    results = {"machine": machine_description(), "profile": args.profile,
+    machine = machine_description()
+    previous = (json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file()
+                else {"chapters": {}, "runs": {}})
+    for chapter, entry in gathered.items():
+        before = previous["chapters"].get(chapter, {})
+        gathered[chapter] = keep_runs(entry, before, args.keep_kernels, machine=machine,
+                                      previous_machine=before.get("machine",
+                                                                  previous.get("machine")))
+        if set(args.keep_kernels) & set(before.get("kernels") or []):
+            runs[chapter].update({f"{key} (kept)": {**record, "kept": True} for key, record in
+                                  previous["runs"].get(chapter, {}).items()})
+    results = {"machine": machine, "profile": args.profile,
                "date": datetime.date.today().isoformat(), "minutes": round(minutes, 1),
-               "runs": runs, "chapters": gathered}
-    if args.out.is_file():   # keep the chapters this run did not repeat
-        previous = json.loads(args.out.read_text(encoding="utf-8"))
-        for chapter in previous.get("chapters", {}):
-            if chapter not in gathered:
-                results["chapters"][chapter] = previous["chapters"][chapter]
-                results["runs"][chapter] = previous["runs"].get(chapter, {})
+               "runs": runs, "chapters": dict(gathered)}
+    for chapter in previous["chapters"]:   # keep the chapters this run did not repeat
+        if chapter not in gathered:
+            results["chapters"][chapter] = {"machine": previous["machine"],
+                                            **previous["chapters"][chapter]}
+            results["runs"][chapter] = previous["runs"].get(chapter, {})
     args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
     print("\n".join(summary_lines(gathered)))
-    passed = [key for key in runs[args.chapters[0]] if not runs[args.chapters[0]][key].get(
-        "recorded") and all(runs[c][key]["ok"] for c in args.chapters)]
+    passed = [key for key, record in runs[args.chapters[0]].items()
+              if not (record.get("recorded") or record.get("kept"))
+              and all(runs[c][key]["ok"] for c in args.chapters)]
     print(f"\nMachine: {results['machine']}; results in {args.out}")
     print(f"lessons: {len(args.chapters)} chapters x {len(args.seeds)} seeds x "
           f"{len(args.kernels)} kernel families in {minutes:.1f} min; "

@@ -5,14 +5,14 @@ Modules, in the order data flows through them (a module imports only those befor
 :mod:`metrics`, :mod:`chunked`, :mod:`models`, :mod:`records`, :mod:`training`,
 :mod:`prediction`, :mod:`augment`, :mod:`restoration`, :mod:`star`, :mod:`baseline`,
 :mod:`targets`, :mod:`planes`, :mod:`segmentation`, :mod:`tuning`, :mod:`intervals`,
-:mod:`movies`, :mod:`tracking`, :mod:`annotators`, :mod:`ensembles`, :mod:`shift`,
-:mod:`model_card`, :mod:`checklist`, :mod:`zoo`, :mod:`zoo_import`, :mod:`zoo_files`,
+:mod:`conclusions`, :mod:`movies`, :mod:`tracking`, :mod:`annotators`, :mod:`ensembles`,
+:mod:`shift`, :mod:`model_card`, :mod:`checklist`, :mod:`zoo`, :mod:`zoo_import`, :mod:`zoo_files`,
 :mod:`zoo_checks`, :mod:`zoo_export`;
 :mod:`viz`, :mod:`widgets`, :mod:`exercises`, :mod:`readings` and :mod:`lessons` (for the
 chapters' check cells and their lessons over seeds) may read from any of them;
 :mod:`student_copies` (the learners' copies of the chapters) reads none of them.
 """
-__version__ = "0.10.0"
+__version__ = "0.11.0"
 
 from .runtime import setup_course  # noqa: E402
 

@@ -2,16 +2,22 @@
 
 :func:`combine_ensemble` averages the probability maps of networks trained with different
 seeds and maps where they disagree (Lakshminarayanan et al. 2017);
+:func:`mc_dropout_maps` makes an ensemble of one network trained with dropout, by keeping
+its dropout on at prediction (Gal and Ghahramani 2016);
 :func:`uncertainty_on_errors` checks that the disagreement points at the errors.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+import torch
 from scipy import special, stats
 
+from .models import MonteCarloDropout
 from .preprocessing import check_image
 
-__all__ = ["combine_ensemble", "uncertainty_on_errors"]
+__all__ = ["combine_ensemble", "mc_dropout_maps", "uncertainty_on_errors"]
 
 
 def combine_ensemble(probabilities, *, uncertainty: str = "std"):
@@ -62,6 +68,73 @@ def combine_ensemble(probabilities, *, uncertainty: str = "std"):
         classes = np.stack([mean, 1 - mean]) if p.ndim == 3 else mean
         unc = special.entr(np.clip(classes, 0, 1)).sum(axis=0) / np.log(2)
     return mean, unc
+
+
+@contextlib.contextmanager
+def _sampling_dropout(model):
+    """Keep the network's :class:`~dlbio_teach.models.MonteCarloDropout` layers on."""
+    layers = [m for m in model.modules() if isinstance(m, MonteCarloDropout)]
+    if not layers:
+        raise ValueError("this network has no dropout layers to sample: train one with "
+                         "dropout, e.g. SegmentationConfig(..., dropout=0.1) or "
+                         "UNet(..., dropout=0.1), for Monte Carlo dropout.")
+    for layer in layers:
+        layer.sampling = True
+    try:
+        yield model
+    finally:
+        for layer in layers:
+            layer.sampling = False
+
+
+def mc_dropout_maps(model, image, *, formulation: str, n_samples: int = 10, seed: int = 0,
+                    device=None) -> np.ndarray:
+    """Predict one image ``n_samples`` times with the network's dropout kept on.
+
+    Each pass drops other feature maps, so the passes act as members of an ensemble that
+    cost one training: give the stack to :func:`combine_ensemble` for the mean prediction
+    and the members' disagreement. The network must have dropout layers
+    (``UNet(dropout=...)``); the draws are seeded and leave PyTorch's global random state
+    as it was.
+
+    Parameters
+    ----------
+    model : UNet
+        Trained with ``dropout`` above 0.
+    image : ndarray ``(Y, X)``
+    formulation : str
+        As in :func:`~dlbio_teach.segmentation.predict_maps`.
+    n_samples : int
+        Forward passes (at least 2).
+    seed : int
+        Seeds the dropout masks.
+    device : str or torch.device, optional
+        Default: the course's device.
+
+    Returns
+    -------
+    ndarray ``(n_samples, *maps.shape)``
+
+    Examples
+    --------
+    >>> from dlbio_teach.models import UNet
+    >>> net = UNet(1, 3, depth=1, base_channels=4, dropout=0.5)
+    >>> maps = mc_dropout_maps(net, np.zeros((16, 16)), formulation="three_class", n_samples=4)
+    >>> maps.shape, bool(maps[0].std(axis=0).sum() != maps[1].std(axis=0).sum())
+    ((4, 3, 16, 16), True)
+    """
+    from .runtime import resolve_device
+    from .segmentation import predict_maps
+
+    if int(n_samples) < 2:
+        raise ValueError(f"n_samples must be at least 2 (a spread needs two passes), got "
+                         f"{n_samples}; 10 to 30 is usual.")
+    device = resolve_device(device)
+    devices = [device] if device.type == "cuda" else []
+    with _sampling_dropout(model), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return np.stack([predict_maps(model, image, formulation=formulation, device=device)
+                         for _ in range(int(n_samples))])
 
 
 def uncertainty_on_errors(uncertainty, prediction, target) -> dict:

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["UNet", "TinyCNN", "count_parameters", "freeze_encoder", "unfreeze"]
+__all__ = ["UNet", "TinyCNN", "MonteCarloDropout", "count_parameters", "freeze_encoder",
+           "unfreeze"]
 
 
 def _layers(ndim: int):
@@ -44,6 +45,38 @@ class ConvBlock(nn.Module):
         if self.shortcut is not None:
             y = y + self.shortcut(x)
         return F.relu(y)
+
+
+class MonteCarloDropout(nn.Module):
+    """Dropout of whole feature maps that can stay on at prediction time.
+
+    In training it drops each channel with probability ``p`` (``nn.Dropout2d`` or
+    ``nn.Dropout3d``). At prediction it is off, as any dropout, unless ``sampling`` is
+    ``True``: then every forward pass drops other channels, and repeated passes give a
+    spread of predictions (Monte Carlo dropout, Gal and Ghahramani 2016;
+    :func:`~dlbio_teach.ensembles.mc_dropout_maps` switches it on for you).
+
+    Examples
+    --------
+    >>> drop = MonteCarloDropout(0.5).eval()
+    >>> bool(torch.equal(drop(torch.ones(1, 8, 2, 2)), torch.ones(1, 8, 2, 2)))
+    True
+    >>> drop.sampling = True
+    >>> bool(torch.equal(drop(torch.ones(1, 8, 2, 2)), torch.ones(1, 8, 2, 2)))
+    False
+    """
+
+    def __init__(self, p: float = 0.1):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout must be in [0, 1), e.g. 0.1, got {p}.")
+        self.p = float(p)
+        self.sampling = False
+
+    def forward(self, x):
+        """Drop channels of ``(N, C, ...)`` in training or while sampling; else pass ``x``."""
+        drop = F.dropout2d if x.ndim == 4 else F.dropout3d
+        return drop(x, self.p, training=self.training or self.sampling)
 
 
 class UNet(nn.Module):
@@ -87,7 +120,8 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 2,
                  base_channels: int = 16, residual: bool = False,
-                 residual_output: bool = False, ndim: int = 2, pool_z: bool = True):
+                 residual_output: bool = False, ndim: int = 2, pool_z: bool = True,
+                 dropout: float = 0.0):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}.")
@@ -99,6 +133,9 @@ class UNet(nn.Module):
                            residual_output=residual_output)
         if ndim == 3:   # a 2D network's configuration stays what it always was
             self.config.update(ndim=3, pool_z=bool(pool_z))
+        if dropout:     # and so does one without dropout
+            self.config.update(dropout=float(dropout))
+        self.drop = MonteCarloDropout(dropout) if dropout else nn.Identity()
         self.ndim = ndim
         self.depth = depth
         self.residual_output = residual_output
@@ -162,9 +199,9 @@ class UNet(nn.Module):
             x = block(x)
             skips.append(x)
             x = pool(x, self.pool)
-        x = self.bottom(x)
+        x = self.drop(self.bottom(x))
         for up, block, skip in zip(self.up, self.up_blocks, reversed(skips)):
-            x = block(torch.cat([up(x), skip], dim=1))
+            x = block(self.drop(torch.cat([up(x), skip], dim=1)))
         x = self.head(x)[(...,) + tuple(slice(0, n) for n in sides)]
         return x + inp if self.residual_output else x
 

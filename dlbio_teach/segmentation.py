@@ -96,7 +96,8 @@ class SegmentationConfig:
     when ``augment``, so that rotations map rays onto rays). ``n_val_patches`` defaults
     to ``max(32, n_patches // 4)``; ``n_rays`` to StarDist's 32 (96 for volumes).
     ``lr_schedule="cosine"`` lowers the learning rate ``lr`` towards 0 over the epochs
-    (:func:`~dlbio_teach.training.epoch_lr`).
+    (:func:`~dlbio_teach.training.epoch_lr`). ``dropout`` adds the U-Net's dropout layers
+    (``UNet(dropout=...)``), for Monte Carlo dropout at prediction.
 
     Volumes: ``axes="ZYX"`` trains a 3D U-Net (``UNet(ndim=3)``, halving Z too unless
     ``pool_z=False``) on volumes ``(N, Z, Y, X)``, with ``patch_size`` one side or one per
@@ -132,6 +133,7 @@ class SegmentationConfig:
     axes: str = "YX"
     anisotropy: tuple | None = None
     pool_z: bool = True
+    dropout: float = 0.0
 
     def __post_init__(self):
         """Check the formulation, the axes, the patch size (a multiple of ``2 ** depth``
@@ -233,12 +235,15 @@ class SegmentationConfig:
 
     def to_dict(self) -> dict:
         """The configuration as plain data (``n_rays`` only for StarDist; ``lr_schedule``
-        only when not constant; ``axes``, ``anisotropy`` and ``pool_z`` only for volumes)."""
+        only when not constant, ``dropout`` only when not 0; ``axes``, ``anisotropy`` and
+        ``pool_z`` only for volumes)."""
         values = asdict(self)
         if self.formulation != "stardist":
             del values["n_rays"]
         if self.lr_schedule == "constant":   # records made before the option keep matching
             del values["lr_schedule"]
+        if not self.dropout:
+            del values["dropout"]
         if self.ndim == 2:
             for name in ("axes", "anisotropy", "pool_z"):
                 del values[name]
@@ -353,7 +358,7 @@ def _network(config: SegmentationConfig, model, seed: int):
         torch.manual_seed(seed)
         dims = {} if config.ndim == 2 else {"ndim": 3, "pool_z": config.pool_z}
         return UNet(1, config.n_outputs, depth=config.depth,
-                    base_channels=config.base_channels, **dims)
+                    base_channels=config.base_channels, dropout=config.dropout, **dims)
     if network_ndim(model) != config.ndim:
         raise ValueError(f"the model takes {'volumes' if network_ndim(model) == 3 else 'images'}"
                          f" but the configuration has axes={config.axes!r}; give a model of "
@@ -474,9 +479,14 @@ def _reused_run(folder, *, seed: int, hyperparameters: dict, fresh_model: bool, 
     if earlier.seed != seed or any(earlier.hyperparameters.get(k) != v
                                    for k, v in _plain(hyperparameters).items()):
         return None
+    # to_dict leaves out settings at their defaults (no dropout, a constant rate): a record
+    # that holds one the new run leaves out trained something else.
+    settings = {f.name for f in fields(SegmentationConfig)}
+    if (settings & set(earlier.hyperparameters)) - set(hyperparameters):
+        return None
     model = rebuild_model(folder, device=device)
-    fields = set(History.__dataclass_fields__)
-    return model, History(**{k: v for k, v in earlier.history.items() if k in fields})
+    names = set(History.__dataclass_fields__)
+    return model, History(**{k: v for k, v in earlier.history.items() if k in names})
 
 
 def _check_network_axes(model, axes) -> int:

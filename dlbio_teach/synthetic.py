@@ -19,12 +19,13 @@ from scipy import ndimage as ndi
 # package, so this makes no cycle): synthetic images are normalised as real ones are.
 from .preprocessing import normalize_percentile
 
-__all__ = ["nuclei", "add_poisson_gaussian_noise", "blur", "diverse_nuclei", "nuclei_volume",
-           "image_volume", "diverse_nuclei_volumes"]
+__all__ = ["nuclei", "add_poisson_gaussian_noise", "blur", "diverse_nuclei", "two_conditions",
+           "nuclei_volume", "image_volume", "diverse_nuclei_volumes"]
 
 
 def nuclei(shape=(256, 256), n_nuclei: int = 30, *, radius=(6.0, 12.0),
            touching: float = 0.3, texture: float = 0.3, background: float = 0.05,
+           brightness=(0.5, 1.0), log_brightness: bool = False,
            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Draw a clean fluorescence image of elliptical nuclei and its instance labels.
 
@@ -41,7 +42,11 @@ def nuclei(shape=(256, 256), n_nuclei: int = 30, *, radius=(6.0, 12.0),
     texture : float
         Strength of the smooth intensity texture inside nuclei (0 for flat nuclei).
     background : float
-        Background intensity; nuclei have intensities around 0.5 to 1.
+        Background intensity.
+    brightness : (float, float)
+        Range of the nuclei's intensities (at most 1), drawn uniformly, or log-uniformly
+        with ``log_brightness`` (many dim nuclei and a few bright ones, as when DNA content
+        varies over the cell cycle).
     seed : int
         Random seed: the same seed gives the same image.
 
@@ -81,10 +86,11 @@ def nuclei(shape=(256, 256), n_nuclei: int = 30, *, radius=(6.0, 12.0),
         if inside.sum() < 0.5 * np.pi * a * b:   # mostly hidden or outside: skip it
             continue
         labels[inside] = next_label
-        brightness = rng.uniform(0.5, 1.0)
+        level = (np.exp(rng.uniform(*np.log(brightness))) if log_brightness
+                 else rng.uniform(*brightness))
         # Brighter centre, dimmer rim: the look of a real nucleus.
         profile = 1.0 - 0.3 * np.clip(u ** 2 + v ** 2, 0, 1)
-        image[inside] = brightness * profile[inside]
+        image[inside] = level * profile[inside]
         centres.append((cy, cx, max(a, b)))
         next_label += 1
     if texture > 0:
@@ -216,6 +222,69 @@ def diverse_nuclei(n_images: int, shape=(128, 128), *, seed: int = 0,
         images.append(normalize_percentile(noisy))
         labels.append(_one_piece_each(lab))
     return np.stack(images).astype(np.float32), np.stack(labels)
+
+
+def two_conditions(n_images: int, shape=(256, 256), *, area_change: float = 0.10,
+                   radius: float = 10.0, n_nuclei: int = 30, touching: float = 0.3,
+                   photons: float = 200.0, seed: int = 0) -> dict:
+    """Images of two conditions whose nuclei differ in size by a known amount.
+
+    Both conditions are imaged alike (the same nucleus density, texture, blur and
+    photons; many dim nuclei and a few bright ones, log-uniform intensities from 0.1 to 1,
+    so that normalised images look like the course's real nuclei); only the nuclei of
+    ``"treated"`` have semi-axes ``sqrt(1 + area_change)``
+    times larger, so their areas are ``1 + area_change`` times larger on average. Every
+    image is drawn with its own seed, so the images are independent samples of their
+    condition, and normalised as real images are.
+
+    Parameters
+    ----------
+    n_images : int
+        Images per condition (at least 2, for an interval over images).
+    shape : tuple of int
+    area_change : float
+        Relative change of the mean nucleus area, e.g. 0.10 for 10 % larger.
+    radius : float
+        Mean semi-axis of a control nucleus, in pixels (semi-axes within 25 % of it).
+    n_nuclei, touching : int, float
+        As in :func:`nuclei`.
+    photons : float
+        Photons per unit intensity (:func:`add_poisson_gaussian_noise`).
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``{"control": (images, labels), "treated": (images, labels)}``, each ``images``
+        float32 ``(n_images, *shape)`` and ``labels`` int32 of the same shape.
+
+    Examples
+    --------
+    >>> data = two_conditions(2, (64, 64), n_nuclei=5, radius=6, seed=0)
+    >>> images, labels = data["treated"]
+    >>> sorted(data), images.shape, labels.dtype
+    (['control', 'treated'], (2, 64, 64), dtype('int32'))
+    """
+    if int(n_images) < 2:
+        raise ValueError(f"n_images must be at least 2 per condition, got {n_images}.")
+    if not -1 < area_change:
+        raise ValueError(f"area_change must be above -1 (a relative change), got "
+                         f"{area_change}.")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for condition, change in (("control", 0.0), ("treated", area_change)):
+        r = radius * np.sqrt(1 + change)
+        images, labels = [], []
+        for _ in range(int(n_images)):
+            clean, lab = nuclei(shape, n_nuclei, radius=(0.75 * r, 1.25 * r),
+                                touching=touching, brightness=(0.1, 1.0), log_brightness=True,
+                                seed=int(rng.integers(2 ** 31)))
+            noisy = add_poisson_gaussian_noise(clean, photons, read_noise=1.0,
+                                               seed=int(rng.integers(2 ** 31)))
+            images.append(normalize_percentile(noisy))
+            labels.append(lab)
+        out[condition] = (np.stack(images).astype(np.float32), np.stack(labels))
+    return out
 
 
 # --- Volumes (Z, Y, X) -------------------------------------------------------------------

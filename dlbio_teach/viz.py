@@ -8,7 +8,7 @@ import numpy as np
 
 __all__ = ["show_images", "plot_history", "error_map", "matching_overlay", "OUTCOME_COLOURS",
            "show_markdown", "bold_headings", "orthogonal_views", "OUTLINE_COLOUR",
-           "plot_budget_curve"]
+           "plot_budget_curve", "plot_learning_curve", "plot_effects"]
 
 #: Colours of true positives, false positives and false negatives (Okabe-Ito colours,
 #: readable with the common colour-vision deficiencies).
@@ -159,6 +159,90 @@ def plot_budget_curve(runs, *, baseline=None, marks=None, this_run=None, ax=None
     ax.set_ylabel("held-out F1@0.5")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_learning_curve(points, *, baseline=None, over_seeds=None, ax=None,
+                        xlabel: str = "annotated training tiles"):
+    """Test F1 against the amount of annotation: this run's scores with their intervals,
+    the score of each run over seeds as a dot, the baseline as a band.
+
+    ``points`` maps an amount (tiles, nuclei) to an interval (``estimate``, ``low``,
+    ``high``, e.g. a :class:`~dlbio_teach.intervals.BootstrapCI`); ``baseline`` is one
+    interval for a method that needs no annotation; ``over_seeds`` maps an amount to the
+    F1 of each run (seeds, and machines where there are several).
+
+    Examples
+    --------
+    >>> from dlbio_teach.intervals import BootstrapCI
+    >>> ci = lambda f: BootstrapCI(f, f - 0.1, f + 0.1, 0.95, 20)
+    >>> ax = plot_learning_curve({1: ci(0.5), 2: ci(0.7)}, baseline=ci(0.6),
+    ...                          over_seeds={1: [0.4, 0.6], 2: [0.7, 0.8]})
+    >>> len(ax.lines) >= 3
+    True
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.4))
+    amounts = sorted(points)
+    est = np.array([points[n].estimate for n in amounts])
+    err = np.array([[points[n].estimate - points[n].low, points[n].high - points[n].estimate]
+                    for n in amounts]).T
+    ax.errorbar(amounts, est, yerr=err, fmt="o-", color="C0", capsize=3,
+                label="this run (95 % CI over test images)")
+    if over_seeds:
+        xs = [n for n in amounts if n in over_seeds for _ in over_seeds[n]]
+        ys = [v for n in amounts if n in over_seeds for v in over_seeds[n]]
+        ax.plot(xs, ys, "o", color="C0", alpha=0.35, ms=4, label="each run over seeds")
+    if baseline is not None:
+        ax.axhspan(baseline.low, baseline.high, color="grey", alpha=0.2, lw=0)
+        ax.axhline(baseline.estimate, color="grey", ls=":", label="baseline (no annotation)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(amounts, [str(n) for n in amounts])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test F1@0.5")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_effects(effects, *, truth, design=None, ax=None, xlabel: str = "effect"):
+    """Each pipeline's estimate of an effect with its interval, beside the truth's.
+
+    ``effects`` maps a pipeline's name to an interval (``estimate``, ``low``, ``high``);
+    ``truth`` is the same effect measured on the true labels (drawn as a band);
+    ``design`` the effect the data were made with (a dashed line). Values in percent
+    when they are relative effects: pass them multiplied by 100.
+
+    Examples
+    --------
+    >>> from dlbio_teach.intervals import BootstrapCI
+    >>> ci = lambda f: BootstrapCI(f, f - 3, f + 3, 0.95, 16)
+    >>> ax = plot_effects({"Otsu": ci(6.0), "U-Net": ci(20.0)}, truth=ci(9.0), design=10)
+    >>> [t.get_text() for t in ax.get_yticklabels()]
+    ['Otsu', 'U-Net']
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(effects)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.2))
+    ax.axvspan(truth.low, truth.high, color="C2", alpha=0.2, lw=0)
+    ax.axvline(truth.estimate, color="C2", label="measured on the true labels")
+    if design is not None:
+        ax.axvline(design, color="k", ls="--", lw=0.8, label="made with")
+    ax.axvline(0, color="grey", lw=0.6)
+    for y, name in enumerate(names):
+        e = effects[name]
+        ax.errorbar(e.estimate, y, xerr=[[e.estimate - e.low], [e.high - e.estimate]],
+                    fmt="o", color="C0", capsize=3)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.01, 0), borderaxespad=0)
     ax.figure.tight_layout()
     return ax
 

@@ -19,7 +19,7 @@ import torch
 import dlbio_teach
 from dlbio_teach import training
 from dlbio_teach.chunked import open_volume, predict_chunked
-from dlbio_teach.ensembles import combine_ensemble
+from dlbio_teach.ensembles import combine_ensemble, mc_dropout_maps
 from dlbio_teach.models import TinyCNN, UNet
 from dlbio_teach.prediction import predict, predict_classes
 from dlbio_teach.records import RunRecord, load_weights, rebuild_model, save_weights, state_sha256
@@ -192,6 +192,16 @@ def test_prediction_without_device_runs_on_the_course_device(on_meta, name):
     assert seen == [(META, META)]
     # the learner's network stays where it was, with its weights: a copy ran on meta
     assert _param_device(net).type == "cpu" and state_sha256(net) == before
+
+
+def test_monte_carlo_dropout_without_device_runs_on_the_course_device(on_meta):
+    torch.manual_seed(0)
+    net = UNet(1, 1, depth=1, base_channels=4, dropout=0.2)
+    seen = watch(net)
+    with pytest.raises(Stopped):
+        mc_dropout_maps(net, np.zeros((32, 32), np.float32), formulation="distance",
+                        n_samples=2)
+    assert seen == [(META, META)] and _param_device(net).type == "cpu"
 
 
 def test_predict_classes_without_device(on_meta):

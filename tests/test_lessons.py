@@ -75,6 +75,20 @@ def test_gather_keeps_one_seed_run_on_two_kernel_families_apart(tmp_path):
     assert "(+1.00 to +4.00)" in lessons_table(table, {"gain": ("A - B", "")})
 
 
+def test_runs_of_another_machine_are_kept_beside_the_new_ones_with_both_machines_named():
+    entry = {"seeds": [0, 1], "kernels": ["AVX512", "AVX512"],
+             "values": {"gain": [5.0, 6.0], "new only": [1.0, 1.0]}}
+    previous = {"seeds": [0, 1, 0], "kernels": ["AVX2", "AVX2", "DEFAULT"],
+                "values": {"gain": [1.0, 2.0, 3.0]}}
+    kept = _benchmark().keep_runs(entry, previous, ["AVX2"], machine="box B",
+                                  previous_machine="box A")
+    assert kept["seeds"] == [0, 1, 0, 1] and kept["kernels"] == ["AVX2", "AVX2", "AVX512", "AVX512"]
+    assert kept["values"] == {"gain": [1.0, 2.0, 5.0, 6.0]}, "a lesson one set lacks is left out"
+    assert kept["machine"] == "box A (AVX2 runs); box B (AVX512 runs)"
+    alone = _benchmark().keep_runs(entry, previous, [], machine="box B", previous_machine="box A")
+    assert alone == {**entry, "machine": "box B"}
+
+
 def test_kernel_families_set_both_libraries_and_reject_unknown_names():
     bench = _benchmark()
     env = bench.with_kernels({"PATH": "p", "ATEN_CPU_CAPABILITY": "avx2"}, "default")

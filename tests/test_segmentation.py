@@ -354,3 +354,20 @@ def test_2d_configs_and_networks_record_what_they_always_did():
                                 progress=False)
     assert set(net.config) == {"in_channels", "out_channels", "depth", "base_channels",
                                "residual", "residual_output"}
+
+
+def test_dropout_trains_a_network_with_dropout_and_is_recorded(tmp_path):
+    from dlbio_teach.models import MonteCarloDropout
+
+    x, y = nuclei_stack()
+    config = tiny_config("three_class", epochs=1, dropout=0.2)
+    assert config.to_dict()["dropout"] == 0.2
+    net, _ = train_segmentation(config, x[:2], y[:2], x[2:], y[2:], progress=False,
+                                run_dir=tmp_path)
+    assert net.config["dropout"] == 0.2
+    assert any(isinstance(m, MonteCarloDropout) for m in net.modules())
+    assert RunRecord.load(tmp_path).hyperparameters["dropout"] == 0.2
+    # The same settings without dropout are another run: reuse= does not load this one.
+    plain, history = train_segmentation(tiny_config("three_class", epochs=1), x[:2], y[:2],
+                                        x[2:], y[2:], progress=False, reuse=tmp_path)
+    assert not any(isinstance(m, MonteCarloDropout) for m in plain.modules())
