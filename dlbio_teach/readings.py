@@ -52,7 +52,7 @@ def reading(holds, text: str) -> bool:
         raise AssertionError(f'the text says "{text}", and this run does not show it: read the '
                              "text again against the outputs.")
     print(f'Note: the text says "{text}", and this run does not show it. The book\'s numbers '
-          "come from one machine (benchmarks/README.md names it); another CPU, a GPU or "
+          "come from one run on one CPU (benchmarks/README.md names it); another CPU, a GPU or "
           "other library versions train slightly different networks. Read your own outputs "
           "the way the text reads the book's.")
     return False
