@@ -9,12 +9,9 @@ a reference measured on the same images.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from scipy import stats
 
-from .intervals import BootstrapCI, _check_values, _rng_kwargs
+from .intervals import BootstrapCI, _check_values, _resampled_interval
 from .preprocessing import check_labels
 
 __all__ = ["image_measures", "condition_effect"]
@@ -106,21 +103,6 @@ def condition_effect(control, treated, *, reference=None, relative: bool = True,
         return _effect(c[:, 0], t[:, 0], relative) - _effect(c[:, 1], t[:, 1], relative)
 
     indices = (np.arange(len(control)), np.arange(len(treated)))
-    estimate = statistic(*indices)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", getattr(stats, "DegenerateDataWarning", Warning))
-        warnings.filterwarnings("ignore", category=RuntimeWarning,
-                                module=r"scipy\.stats\._resampling")
-        result = stats.bootstrap(indices, statistic, vectorized=False, paired=False,
-                                 n_resamples=int(n_resamples), confidence_level=confidence,
-                                 **_rng_kwargs(seed))
-    low, high = map(float, result.confidence_interval)
-    method = "BCa"
-    if np.ptp(result.bootstrap_distribution) < 1e-12:
-        low = high = estimate
-    elif not (np.isfinite(low) and np.isfinite(high)):
-        alpha = (1 - confidence) / 2
-        low, high = map(float, np.quantile(result.bootstrap_distribution, [alpha, 1 - alpha]))
-        method = "percentile"
-    return BootstrapCI(estimate, low, high, float(confidence), len(control) + len(treated),
-                       method)
+    return _resampled_interval(indices, statistic, statistic(*indices),
+                               n=len(control) + len(treated), n_resamples=n_resamples,
+                               confidence=confidence, seed=seed, paired=False)

@@ -156,14 +156,26 @@ def bootstrap_ci(values, *, statistic=np.mean, n_resamples: int = 2000,
     def on_indices(indices):
         return statistic(array[indices.astype(np.intp)])
 
+    return _resampled_interval((np.arange(len(array)),), on_indices, estimate, n=len(array),
+                               n_resamples=n_resamples, confidence=confidence, method=method,
+                               seed=seed)
+
+
+def _resampled_interval(indices, on_indices, estimate: float, *, n: int, n_resamples: int,
+                        confidence: float, seed, method: str = "BCa",
+                        **options) -> BootstrapCI:
+    """:func:`scipy.stats.bootstrap` of ``on_indices`` over the index arrays ``indices``
+    (one per sample), as a :class:`BootstrapCI` of ``estimate`` over ``n`` images; where
+    every resample gives the same value the interval is the estimate, and where BCa is
+    undefined, the percentile interval."""
     with warnings.catch_warnings():
         # Identical resamples (every image scores 1.0, say) make BCa undefined: see below.
         warnings.simplefilter("ignore", getattr(stats, "DegenerateDataWarning", Warning))
         warnings.filterwarnings("ignore", category=RuntimeWarning,
                                 module=r"scipy\.stats\._resampling")
-        result = stats.bootstrap((np.arange(len(array)),), on_indices, vectorized=False,
+        result = stats.bootstrap(indices, on_indices, vectorized=False,
                                  n_resamples=int(n_resamples), confidence_level=confidence,
-                                 method=method, **_rng_kwargs(seed))
+                                 method=method, **options, **_rng_kwargs(seed))
     low, high = map(float, result.confidence_interval)
     distribution = result.bootstrap_distribution
     if np.ptp(distribution) == 0:
@@ -174,7 +186,7 @@ def bootstrap_ci(values, *, statistic=np.mean, n_resamples: int = 2000,
         alpha = (1 - confidence) / 2
         low, high = map(float, np.quantile(distribution, [alpha, 1 - alpha]))
         method = "percentile"
-    return BootstrapCI(estimate, low, high, float(confidence), len(array), method)
+    return BootstrapCI(estimate, low, high, float(confidence), n, method)
 
 
 _POOLED = ("precision", "recall", "f1", "accuracy", "mean_matched_iou", "mean_true_iou",
