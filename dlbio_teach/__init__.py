@@ -2,8 +2,9 @@
 
 Modules, in the order data flows through them (a module imports only those before it):
 :mod:`runtime`, :mod:`data`, :mod:`mirror`, :mod:`preprocessing`, :mod:`synthetic`,
-:mod:`metrics`, :mod:`chunked`, :mod:`models`, :mod:`records`, :mod:`training`,
-:mod:`prediction`, :mod:`augment`, :mod:`restoration`, :mod:`star`, :mod:`baseline`,
+:mod:`metrics`, :mod:`classification`, :mod:`chunked`, :mod:`models`, :mod:`records`,
+:mod:`training`, :mod:`prediction`, :mod:`attribution`, :mod:`augment`, :mod:`restoration`,
+:mod:`assumptions`, :mod:`star`, :mod:`baseline`,
 :mod:`targets`, :mod:`planes`, :mod:`segmentation`, :mod:`tuning`, :mod:`intervals`,
 :mod:`conclusions`, :mod:`movies`, :mod:`tracking`, :mod:`annotators`, :mod:`ensembles`,
 :mod:`shift`, :mod:`model_card`, :mod:`checklist`, :mod:`zoo`, :mod:`zoo_import`, :mod:`zoo_files`,
@@ -12,7 +13,7 @@ Modules, in the order data flows through them (a module imports only those befor
 chapters' check cells and their lessons over seeds) may read from any of them;
 :mod:`student_copies` (the learners' copies of the chapters) reads none of them.
 """
-__version__ = "0.11.0"
+__version__ = "0.12.0"
 
 from .runtime import setup_course  # noqa: E402
 

@@ -76,6 +76,7 @@ class RestorationConfig:
     patience: int | None = None
     n2v_fraction: float = 0.02
     n2v_radius: int | tuple = 2
+    n2v_struct: int = 0
     n_val_patches: int | None = None
     profile: str | None = None
     axes: str | None = None
@@ -89,6 +90,9 @@ class RestorationConfig:
         ndim = spatial_ndim(self.axes)
         if ndim == 2 and not self.pool_z:
             raise ValueError("pool_z=False is for volumes: it needs axes='ZYX'.")
+        if not isinstance(self.n2v_struct, (int, np.integer)) or self.n2v_struct < 0:
+            raise ValueError(f"n2v_struct must be an int >= 0 (pixels hidden on each side of "
+                             f"a blind spot along X), got {self.n2v_struct!r}.")
         for name in ("patch_size", "n2v_radius"):   # a run record's JSON gives lists
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -152,6 +156,8 @@ class RestorationConfig:
         values = asdict(self)
         if self.axes is None:
             del values["axes"], values["pool_z"]
+        if not self.n2v_struct:   # plain Noise2Void: its records stay as they were
+            del values["n2v_struct"]
         return values
 
     def __repr__(self) -> str:
@@ -170,7 +176,7 @@ def _per_axis(value, ndim: int, name: str) -> tuple:
 
 
 def n2v_mask_batch(x: torch.Tensor, *, fraction: float, radius: int | tuple,
-                   generator: torch.Generator | None = None):
+                   struct: int = 0, generator: torch.Generator | None = None):
     """Blind-spot masking of a batch ``(N, C, Y, X)`` or ``(N, C, Z, Y, X)``: returns
     ``(masked, mask)``, the mask ``(N, 1, ...)``.
 
@@ -188,6 +194,13 @@ def n2v_mask_batch(x: torch.Tensor, *, fraction: float, radius: int | tuple,
     default). For stacks whose planes lie far apart compared with the pixel size, a
     smaller radius along Z, such as ``(1, 2, 2)``, keeps the replacement about as close in
     space along Z as along Y and X.
+
+    With ``struct`` > 0 (*structured* Noise2Void, Broaddus et al. 2020), the ``struct``
+    pixels on each side of every blind spot along X are replaced as well, by the values
+    of pixels drawn at random from anywhere in the same image: where the noise is
+    correlated along rows (the stripes of a scanning microscope), the neighbours along
+    the row would otherwise tell the network the hidden pixel's noise. The loss stays on
+    the blind spots alone (``mask``).
     """
     if x.ndim not in (4, 5):
         raise ValueError(f"x must be a batch (N, C, Y, X) or (N, C, Z, Y, X), got shape "
@@ -231,6 +244,14 @@ def n2v_mask_batch(x: torch.Tensor, *, fraction: float, radius: int | tuple,
     mask = torch.zeros((n, 1, *sides), dtype=x.dtype)
     masked[(batch, slice(None), *where)] = x[(batch, slice(None), *source)]
     mask[(batch, 0, *where)] = 1.0
+    if struct < 0:
+        raise ValueError(f"struct must be >= 0 (pixels along X on each side), got {struct}.")
+    for step in [d for d in range(-struct, struct + 1) if d]:
+        target = [*where[:-1], (where[-1] + step).clamp(0, sides[-1] - 1)]
+        anywhere = [torch.randint(0, s, (n, k), generator=generator) for s in sides]
+        itself = torch.stack([a == t for a, t in zip(anywhere, target)]).all(0)
+        anywhere[-2] = torch.where(itself, (target[-2] + 1) % sides[-2], anywhere[-2])
+        masked[(batch, slice(None), *target)] = x[(batch, slice(None), *anywhere)]
     return masked, mask
 
 
@@ -386,7 +407,8 @@ def train_restoration(config: RestorationConfig, train: dict, val: dict, *, devi
     if config.method == "n2v":
         def transform(batch, generator):
             masked, mask = n2v_mask_batch(batch[0], fraction=config.n2v_fraction,
-                                          radius=config.n2v_radius, generator=generator)
+                                          radius=config.n2v_radius, struct=config.n2v_struct,
+                                          generator=generator)
             return [masked, batch[0], mask]
         loss_fn = n2v_loss
     else:
@@ -468,8 +490,13 @@ def inverse_anscombe(transformed, *, photons: float, read_noise: float) -> np.nd
 
 
 def gaussian_poisson(image, *, sigma: float | tuple, photons: float, read_noise: float,
-                     axes: str | None = None) -> np.ndarray:
+                     axes: str | None = None, j_invariant: bool = False) -> np.ndarray:
     """Gaussian filter of width ``sigma`` applied after :func:`anscombe`, then inverted.
+
+    With ``j_invariant``, the filter's centre weight is 0 (the rest renormalised): each
+    output pixel is then computed without that pixel's own value, which is what lets
+    Noise2Self (Batson and Royer, 2019) score the filter against the noisy image itself
+    (:func:`dlbio_teach.assumptions.self_supervised_loss`).
 
     ``image`` is ``(Y, X)``, or a volume ``(Z, Y, X)`` with ``axes="ZYX"``, filtered in 3D.
     ``sigma`` is one width in pixels, or one per axis: for a stack whose planes lie
@@ -494,8 +521,26 @@ def gaussian_poisson(image, *, sigma: float | tuple, photons: float, read_noise:
     image = check_image(image, axes=axes)
     sigma = _per_axis_width(sigma, image.ndim)
     stabilised = anscombe(image, photons=photons, read_noise=read_noise)
-    return inverse_anscombe(ndi.gaussian_filter(stabilised, sigma), photons=photons,
-                            read_noise=read_noise)
+    if j_invariant:
+        filtered = ndi.correlate(stabilised, _donut_kernel(sigma, image.ndim), mode="reflect")
+    else:
+        filtered = ndi.gaussian_filter(stabilised, sigma)
+    return inverse_anscombe(filtered, photons=photons, read_noise=read_noise)
+
+
+def _donut_kernel(sigma, ndim: int) -> np.ndarray:
+    """A Gaussian kernel (4 sigma each way, as ``gaussian_filter``'s) with its centre 0."""
+    widths = (sigma,) * ndim if np.ndim(sigma) == 0 else sigma
+    profiles = []
+    for width in widths:
+        radius = max(1, int(4 * width + 0.5))
+        t = np.arange(-radius, radius + 1, dtype=np.float64)
+        profiles.append(np.exp(-0.5 * (t / max(width, 1e-6)) ** 2))
+    kernel = profiles[0]
+    for profile in profiles[1:]:
+        kernel = np.multiply.outer(kernel, profile)
+    kernel[tuple(len(p) // 2 for p in profiles)] = 0.0
+    return kernel / kernel.sum()
 
 
 def _per_axis_width(sigma, ndim: int):

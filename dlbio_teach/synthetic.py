@@ -20,6 +20,7 @@ from scipy import ndimage as ndi
 from .preprocessing import normalize_percentile
 
 __all__ = ["nuclei", "add_poisson_gaussian_noise", "blur", "diverse_nuclei", "two_conditions",
+           "nucleus_crops", "add_row_noise",
            "nuclei_volume", "image_volume", "diverse_nuclei_volumes"]
 
 
@@ -145,6 +146,31 @@ def add_poisson_gaussian_noise(image: np.ndarray, photons: float, *, read_noise:
     if read_noise > 0:
         counts += rng.normal(0.0, read_noise, size=image.shape)
     return (counts / photons).astype(np.float32)
+
+
+def add_row_noise(image: np.ndarray, *, strength: float, length: float = 2.0,
+                  seed: int = 0) -> np.ndarray:
+    """Add noise correlated along the rows (X), as the stripes of a scanning microscope.
+
+    Independent Gaussian noise is smoothed along X only (a Gaussian of width ``length``
+    pixels) and scaled to a standard deviation of ``strength``: neighbours along a row
+    share their noise, neighbours along a column do not. Noise2Void's assumption of
+    pixel-independent noise fails for it (:func:`dlbio_teach.assumptions.noise_autocorrelation`
+    shows it).
+
+    Examples
+    --------
+    >>> noisy = add_row_noise(np.zeros((64, 64), np.float32), strength=0.1, seed=0)
+    >>> round(float(noisy.std()), 2)
+    0.1
+    """
+    image = np.asarray(image, np.float32)
+    if strength < 0 or length <= 0:
+        raise ValueError(f"strength must be >= 0 and length > 0, got {strength} and {length}.")
+    rng = np.random.default_rng(seed)
+    stripes = ndi.gaussian_filter1d(rng.standard_normal(image.shape), length, axis=-1)
+    stripes *= strength / (stripes.std() + 1e-12)
+    return (image + stripes).astype(np.float32)
 
 
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -288,6 +314,87 @@ def two_conditions(n_images: int, shape=(256, 256), *, area_change: float = 0.10
 
 
 # --- Volumes (Z, Y, X) -------------------------------------------------------------------
+
+def nucleus_crops(n_crops: int, *, rare_fraction: float = 0.05, size: int = 32,
+                  photons: float = 30.0, neighbours: float = 0.4,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Crops centred on one nucleus each, a few of them with a micronucleus (a rare class).
+
+    Micronuclei, small extra nuclei beside the main one, are scored in genotoxicity
+    assays, where they appear in a few cells per hundred: a rare phenotype with a known
+    truth. Each crop holds one textured elliptical nucleus; a share ``rare_fraction`` (drawn
+    at random for each crop, so the count varies a little) also holds a micronucleus close
+    to its rim. A share ``neighbours`` of all crops shows part of another nucleus at its
+    border, so that "more than one bright object" does not give the class away.
+
+    Parameters
+    ----------
+    n_crops : int
+        Crops to draw.
+    rare_fraction : float
+        Probability that a crop holds a micronucleus (class 1).
+    size : int
+        Side of the square crops (at least 24).
+    photons : float
+        Camera photons at intensity 1 (Poisson noise; fewer is noisier).
+    neighbours : float
+        Probability that part of a neighbouring nucleus enters the crop.
+    seed : int
+        Random seed: the same seed gives the same crops.
+
+    Returns
+    -------
+    crops : ndarray of float32, shape ``(n_crops, size, size)``, background near 0
+    classes : ndarray of int64, shape ``(n_crops,)``, 1 where the crop holds a micronucleus
+
+    Examples
+    --------
+    >>> crops, classes = nucleus_crops(200, rare_fraction=0.1, seed=0)
+    >>> crops.shape, crops.dtype, 5 < int(classes.sum()) < 40
+    ((200, 32, 32), dtype('float32'), True)
+    """
+    if size < 24:
+        raise ValueError(f"size must be at least 24 pixels (a nucleus and its rim), got {size}.")
+    if not 0 <= rare_fraction <= 1 or not 0 <= neighbours <= 1:
+        raise ValueError("rare_fraction and neighbours are probabilities in [0, 1], got "
+                         f"{rare_fraction} and {neighbours}.")
+    if n_crops < 1:
+        raise ValueError(f"n_crops must be at least 1, got {n_crops}.")
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32) - (size - 1) / 2
+    classes = (rng.random(n_crops) < rare_fraction).astype(np.int64)
+    crops = np.full((n_crops, size, size), 0.03, np.float32)
+
+    def ellipse(cy, cx, a, b, theta):
+        u = ((xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)) / a
+        v = (-(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)) / b
+        return u ** 2 + v ** 2
+
+    for crop, rare in zip(crops, classes):
+        a, b = rng.uniform(5.0, 9.0, size=2)
+        theta = rng.uniform(0, np.pi)
+        cy, cx = rng.uniform(-1.5, 1.5, size=2)
+        level = rng.uniform(0.4, 1.0)
+        r2 = ellipse(cy, cx, a, b, theta)
+        texture = ndi.gaussian_filter(rng.standard_normal((size, size)), 1.5)
+        texture /= np.abs(texture).max() + 1e-8
+        inside = r2 <= 1
+        crop[inside] = level * (1 - 0.3 * r2[inside]) * (1 + 0.3 * texture[inside])
+        if rare:   # a micronucleus just outside the rim
+            angle = rng.uniform(0, 2 * np.pi)
+            reach = max(a, b) + rng.uniform(2.0, 4.0)
+            r = rng.uniform(2.0, 3.0)
+            dot = ellipse(cy + reach * np.sin(angle), cx + reach * np.cos(angle), r, r, 0.0)
+            crop[dot <= 1] = level * rng.uniform(0.5, 1.0)
+        if rng.random() < neighbours:   # another nucleus cut by the border
+            angle = rng.uniform(0, 2 * np.pi)
+            reach = size / 2 + rng.uniform(2.0, 6.0)
+            other = ellipse(reach * np.sin(angle), reach * np.cos(angle),
+                            *rng.uniform(5.0, 9.0, size=2), rng.uniform(0, np.pi))
+            crop[(other <= 1) & ~inside] = rng.uniform(0.4, 1.0)
+    crops = ndi.gaussian_filter(crops, (0, 1.0, 1.0))   # the optics blur every edge
+    return add_poisson_gaussian_noise(crops, photons, seed=seed + 1), classes
+
 
 def _volume_shape(shape) -> tuple:
     shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)

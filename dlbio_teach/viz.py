@@ -8,7 +8,7 @@ import numpy as np
 
 __all__ = ["show_images", "plot_history", "error_map", "matching_overlay", "OUTCOME_COLOURS",
            "show_markdown", "bold_headings", "orthogonal_views", "OUTLINE_COLOUR",
-           "plot_budget_curve", "plot_learning_curve", "plot_effects"]
+           "plot_budget_curve", "plot_learning_curve", "plot_effects", "plot_confusion"]
 
 #: Colours of true positives, false positives and false negatives (Okabe-Ito colours,
 #: readable with the common colour-vision deficiencies).
@@ -206,6 +206,35 @@ def plot_learning_curve(points, *, baseline=None, over_seeds=None, ax=None,
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, loc="lower right")
     ax.figure.tight_layout()
+    return ax
+
+
+def plot_confusion(counts, *, names, ax=None, title: str = ""):
+    """A confusion matrix (rows: true class, columns: predicted) with each cell's count and
+    its share of the row, so that a rare class's row reads as its recall.
+
+    Examples
+    --------
+    >>> ax = plot_confusion(np.array([[90, 5], [3, 2]]), names=["common", "rare"])
+    >>> len(ax.texts)
+    4
+    """
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or len(names) != len(counts):
+        raise ValueError(f"counts must be square with one name per class, got shape "
+                         f"{counts.shape} and {len(names)} names.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2.6, 2.4))
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, f"{n}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
     return ax
 
 
