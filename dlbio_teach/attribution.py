@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .prediction import _evaluating
 from .runtime import resolve_device
 
 __all__ = ["occlusion_map"]
@@ -50,19 +51,17 @@ def occlusion_map(model: torch.nn.Module, patches, *, target: int, size: int = 4
         raise ValueError(f"size must be between 1 and the patch side {min(patches.shape[1:])}, "
                          f"and stride at least 1; got size={size}, stride={stride}.")
     device = resolve_device(device)
-    was_training = model.training
-    model.eval().to(device)
-    x = torch.from_numpy(patches)[:, None].to(device)
-    base = torch.softmax(model(x), dim=1)[:, target]
-    drop = torch.zeros_like(x[:, 0])
-    covered = torch.zeros_like(x[0, 0])
-    side_y, side_x = patches.shape[1:]
-    for y0 in range(0, side_y - size + 1, stride):
-        for x0 in range(0, side_x - size + 1, stride):
-            hidden = x.clone()
-            hidden[:, :, y0:y0 + size, x0:x0 + size] = value
-            change = base - torch.softmax(model(hidden), dim=1)[:, target]
-            drop[:, y0:y0 + size, x0:x0 + size] += change[:, None, None]
-            covered[y0:y0 + size, x0:x0 + size] += 1
-    model.train(was_training)
+    with _evaluating(model, device) as net:
+        x = torch.from_numpy(patches)[:, None].to(device)
+        base = torch.softmax(net(x), dim=1)[:, target]
+        drop = torch.zeros_like(x[:, 0])
+        covered = torch.zeros_like(x[0, 0])
+        side_y, side_x = patches.shape[1:]
+        for y0 in range(0, side_y - size + 1, stride):
+            for x0 in range(0, side_x - size + 1, stride):
+                hidden = x.clone()
+                hidden[:, :, y0:y0 + size, x0:x0 + size] = value
+                change = base - torch.softmax(net(hidden), dim=1)[:, target]
+                drop[:, y0:y0 + size, x0:x0 + size] += change[:, None, None]
+                covered[y0:y0 + size, x0:x0 + size] += 1
     return (drop / covered.clamp(min=1)).cpu().numpy()
