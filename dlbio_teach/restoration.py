@@ -212,6 +212,8 @@ def n2v_mask_batch(x: torch.Tensor, *, fraction: float, radius: int | tuple,
         raise ValueError(f"radius must be at least 1 (a neighbour to copy from), got {radius}.")
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
+    if struct < 0:
+        raise ValueError(f"struct must be >= 0 (pixels along X on each side), got {struct}.")
     # Where a hidden pixel clamped onto itself at the border moves: the first axis that
     # has a neighbour (Y for an image, Z for a volume).
     movable = [i for i, side in enumerate(sides) if side > 1]
@@ -244,8 +246,6 @@ def n2v_mask_batch(x: torch.Tensor, *, fraction: float, radius: int | tuple,
     mask = torch.zeros((n, 1, *sides), dtype=x.dtype)
     masked[(batch, slice(None), *where)] = x[(batch, slice(None), *source)]
     mask[(batch, 0, *where)] = 1.0
-    if struct < 0:
-        raise ValueError(f"struct must be >= 0 (pixels along X on each side), got {struct}.")
     for step in [d for d in range(-struct, struct + 1) if d]:
         target = [*where[:-1], (where[-1] + step).clamp(0, sides[-1] - 1)]
         anywhere = [torch.randint(0, s, (n, k), generator=generator) for s in sides]
