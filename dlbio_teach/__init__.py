@@ -13,7 +13,7 @@ Modules, in the order data flows through them (a module imports only those befor
 chapters' check cells and their lessons over seeds) may read from any of them;
 :mod:`student_copies` (the learners' copies of the chapters) reads none of them.
 """
-__version__ = "0.12.0"
+__version__ = "0.13.0"
 
 from .runtime import setup_course  # noqa: E402
 
