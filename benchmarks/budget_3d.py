@@ -20,6 +20,16 @@ keeps what it finished); chapter 6 draws them. Seed 0 of both networks takes abo
     python benchmarks/budget_3d.py                         # seed 0, epochs 2 8 32 64
     python benchmarks/budget_3d.py --seeds 1 --epochs 2 8 32
     python benchmarks/budget_3d.py --epochs 2 8 32 --anisotropy-range 1 5
+    python benchmarks/budget_3d.py --fine-tune --networks "StarDist 3D" --epochs 8 32 64 128
+    python benchmarks/budget_3d.py --fine-tune --validate-on annotated --networks "StarDist 3D"
+
+``--fine-tune`` measures the chapter's fine-tuning instead: each network trains for the
+chapter's 8 epochs on the synthetic volumes, then on the annotated part (patches
+16 x 32 x 16, the learning rate the chapter fine-tunes it with) in stages of ``--epochs``;
+its rows are named "..., fine-tuned on the annotated part" and count the steps of both.
+As in the chapter, the synthetic validation volumes pick the epoch that the training
+returns; ``--validate-on annotated`` lets the annotated part pick it instead (rows
+"..., fine-tuned and validated on the annotated part").
 
 ``--anisotropy-range 1 5`` draws the training volumes with anisotropies from 1 to 5 (the
 look varies, the voxel size too) instead of at the voxel size of StarDist's volume: the
@@ -41,6 +51,10 @@ RESULTS = REPO_ROOT / "dlbio_teach" / "budget_3d_results.json"
 SPLIT_X = 20
 STEPS_PER_EPOCH = 32          # chapter 6, standard: 128 patches, batch 4
 NETWORKS = {"3D U-Net (distance)": "distance", "StarDist 3D": "stardist"}
+PRETRAIN_EPOCHS = 8           # chapter 6's training on synthetic volumes, standard
+FINE_TUNE_LR = {"distance": 3e-4, "stardist": 3e-3}   # chapter 6's, per formulation
+FINE_TUNED = {"synthetic": ", fine-tuned on the annotated part",
+              "annotated": ", fine-tuned and validated on the annotated part"}
 
 
 def chapter_data(anisotropy_range=None):
@@ -118,6 +132,59 @@ def save(results: dict) -> None:
     part.replace(RESULTS)
 
 
+def _config(formulation, anisotropy, epochs, **changes):
+    """Chapter 6's configuration of a 3D network (standard)."""
+    from dlbio_teach.segmentation import SegmentationConfig
+
+    settings = dict(axes="ZYX", anisotropy=anisotropy, patch_size=(16, 32, 32), n_patches=128,
+                    batch_size=4, epochs=epochs, base_channels=8, n_val_patches=16)
+    return SegmentationConfig(formulation, **{**settings, **changes})
+
+
+def _training_stages(formulation, data, parts, anisotropy, *, seed, epochs):
+    """One training on the synthetic volumes, stopped after each of ``epochs`` and resumed
+    from its checkpoint: yields ``(epochs, steps, seconds, network)``."""
+    from dlbio_teach.segmentation import train_segmentation
+
+    with tempfile.TemporaryDirectory() as checkpoints:
+        seconds = 0.0
+        for stage in sorted(epochs):
+            start = time.perf_counter()
+            net, _ = train_segmentation(_config(formulation, anisotropy, stage), *data,
+                                        seed=seed, progress=False, checkpoint_dir=checkpoints)
+            seconds += time.perf_counter() - start
+            yield stage, stage * STEPS_PER_EPOCH, seconds, net
+
+
+def _fine_tuning_stages(formulation, data, parts, anisotropy, *, seed, epochs,
+                        validate_on="synthetic"):
+    """Chapter 6's fine-tuning: ``PRETRAIN_EPOCHS`` on the synthetic volumes, then the
+    annotated part (patches 16 x 32 x 16) in stages of ``epochs``, resumed from a
+    checkpoint, its best epoch picked on the synthetic validation volumes (or on the
+    annotated part); yields ``(epochs, steps, seconds, network)`` counting both trainings."""
+    import copy
+
+    from dlbio_teach.segmentation import train_segmentation
+
+    start = time.perf_counter()
+    pretrained, _ = train_segmentation(_config(formulation, anisotropy, PRETRAIN_EPOCHS), *data,
+                                       seed=seed, progress=False)
+    seconds = time.perf_counter() - start
+    image, truth = parts["annotated"]
+    validation = data[2:] if validate_on == "synthetic" else (image[None], truth[None])
+    with tempfile.TemporaryDirectory() as checkpoints:
+        for stage in sorted(epochs):
+            config = _config(formulation, anisotropy, stage, patch_size=(16, 32, 16),
+                             lr=FINE_TUNE_LR[formulation])
+            start = time.perf_counter()
+            net, _ = train_segmentation(config, image[None], truth[None], *validation, seed=seed,
+                                        model=copy.deepcopy(pretrained), progress=False,
+                                        checkpoint_dir=checkpoints)
+            seconds += time.perf_counter() - start
+            total = PRETRAIN_EPOCHS + stage
+            yield total, total * STEPS_PER_EPOCH, seconds, net
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -127,11 +194,19 @@ def main(argv=None) -> int:
                         help="draw the training volumes with anisotropies from LOW to HIGH "
                              "instead of at the target's (rows named '..., anisotropy LOW "
                              "to HIGH')")
+    parser.add_argument("--fine-tune", action="store_true",
+                        help="train for the chapter's epochs on the synthetic volumes, then "
+                             "fine-tune on the annotated part in stages of --epochs")
+    parser.add_argument("--validate-on", choices=["synthetic", "annotated"], default="synthetic",
+                        help="with --fine-tune: what picks the epoch the training returns")
     args = parser.parse_args(argv)
+    if args.fine_tune and args.anisotropy_range:
+        parser.error("--fine-tune trains at the target's voxel size; leave out "
+                     "--anisotropy-range.")
 
     import torch
 
-    from dlbio_teach.segmentation import SegmentationConfig, predict_maps, train_segmentation
+    from dlbio_teach.segmentation import predict_maps
     from dlbio_teach.star import star_targets, swap_star_maps
 
     data, parts, anisotropy = chapter_data(args.anisotropy_range)
@@ -147,36 +222,30 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         for name in args.networks:
             formulation = NETWORKS[name]
-            with tempfile.TemporaryDirectory() as checkpoints:
-                seconds = 0.0
-                for epochs in sorted(args.epochs):
-                    config = SegmentationConfig(formulation, axes="ZYX", anisotropy=anisotropy,
-                                                patch_size=(16, 32, 32), n_patches=128,
-                                                batch_size=4, epochs=epochs, base_channels=8,
-                                                n_val_patches=16)
-                    start = time.perf_counter()
-                    net, _ = train_segmentation(config, *data, seed=seed, progress=False,
-                                                checkpoint_dir=checkpoints)
-                    seconds += time.perf_counter() - start
-
-                    maps = {part: predict_maps(net, image, formulation=formulation,
-                                               axes="ZYX")
-                            for part, (image, _) in parts.items()}
-                    row = {"network": name + suffix, "seed": seed, "epochs": epochs,
-                           "steps": epochs * STEPS_PER_EPOCH,
-                           "training_seconds": round(seconds, 1),
-                           **tuned_score(maps, parts, formulation, anisotropy)}
-                    if formulation == "stardist":
-                        for keep in ("probability", "distances"):
-                            swapped = {part: swap_star_maps(maps[part], true_maps[part],
-                                                            keep=keep) for part in parts}
-                            row[f"own_{keep}_only"] = tuned_score(
-                                swapped, parts, formulation, anisotropy)["held_out_f1"]
-                    key = (name + suffix, seed, epochs)
-                    runs[:] = [r for r in runs
-                               if (r["network"], r["seed"], r["epochs"]) != key] + [row]
-                    save(results)
-                    print(json.dumps(row), flush=True)
+            if args.fine_tune:
+                stages = _fine_tuning_stages(formulation, data, parts, anisotropy, seed=seed,
+                                             epochs=args.epochs, validate_on=args.validate_on)
+            else:
+                stages = _training_stages(formulation, data, parts, anisotropy, seed=seed,
+                                          epochs=args.epochs)
+            for epochs, steps, seconds, net in stages:
+                maps = {part: predict_maps(net, image, formulation=formulation, axes="ZYX")
+                        for part, (image, _) in parts.items()}
+                network = name + (FINE_TUNED[args.validate_on] if args.fine_tune else suffix)
+                row = {"network": network, "seed": seed, "epochs": epochs, "steps": steps,
+                       "training_seconds": round(seconds, 1),
+                       **tuned_score(maps, parts, formulation, anisotropy)}
+                if formulation == "stardist":
+                    for keep in ("probability", "distances"):
+                        swapped = {part: swap_star_maps(maps[part], true_maps[part],
+                                                        keep=keep) for part in parts}
+                        row[f"own_{keep}_only"] = tuned_score(
+                            swapped, parts, formulation, anisotropy)["held_out_f1"]
+                key = (network, seed, epochs)
+                runs[:] = [r for r in runs
+                           if (r["network"], r["seed"], r["epochs"]) != key] + [row]
+                save(results)
+                print(json.dumps(row), flush=True)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The course's StarDist 3D (PyTorch U-Net + stardist geometry) against StarDist's own StarDist3D.
+r"""The course's StarDist 3D (PyTorch U-Net + stardist geometry) against StarDist's own StarDist3D.
 
 Both are trained as chapter 6 trains its StarDist 3D: on the course's diverse synthetic
 volumes, drawn at the anisotropy of StarDist's volume (``diverse_nuclei_volumes(10,
@@ -26,6 +26,12 @@ itself (the nuclei a learner annotated, as chapter 6's fine-tuning uses them), w
 are still tuned on the annotated part and the held-out part is still scored once::
 
     .venv-stardist/bin/python benchmarks/stardist3d_vs_ours.py --train-on annotated --epochs 32
+
+Each trains at its own default learning rate (ours 3e-3, StarDist3D's 3e-4) unless
+``--learning-rate`` gives both the same one::
+
+    .venv-stardist/bin/python benchmarks/stardist3d_vs_ours.py --train-on annotated \
+        --epochs 32 --learning-rate 3e-3
 
 The last line reads
 ``F1@0.5 difference (ours - StarDist3D): +x; wall time ratio (ours / StarDist3D): y;
@@ -69,14 +75,15 @@ def volumes_and_target():
 
 
 def ours(x, y, xv, yv, *, patch, batch, steps_per_epoch, epochs, n_rays, n_val, seed,
-         channels, anisotropy):
+         channels, anisotropy, lr=None):
     """Train the course's StarDist 3D; return (maps function, seconds)."""
     from dlbio_teach.segmentation import SegmentationConfig, predict_maps, train_segmentation
 
     config = SegmentationConfig("stardist", axes="ZYX", anisotropy=anisotropy,
                                 epochs=epochs, n_patches=steps_per_epoch * batch,
                                 patch_size=patch, batch_size=batch, n_rays=n_rays,
-                                n_val_patches=n_val, base_channels=channels)
+                                n_val_patches=n_val, base_channels=channels,
+                                **({"lr": lr} if lr else {}))
     start = time.perf_counter()
     net, _ = train_segmentation(config, x, y, xv, yv, seed=seed, progress=False)
     seconds = time.perf_counter() - start
@@ -84,7 +91,7 @@ def ours(x, y, xv, yv, *, patch, batch, steps_per_epoch, epochs, n_rays, n_val, 
 
 
 def theirs(x, y, xv, yv, *, patch, batch, steps_per_epoch, epochs, n_rays, n_val, seed,
-           channels, anisotropy, basedir):
+           channels, anisotropy, basedir, lr=None):
     """Train StarDist3D; return (model, maps function, seconds)."""
     import tensorflow as tf
     from stardist import Rays_GoldenSpiral
@@ -96,7 +103,7 @@ def theirs(x, y, xv, yv, *, patch, batch, steps_per_epoch, epochs, n_rays, n_val
                       backbone="unet", unet_n_depth=2, unet_n_filter_base=channels,
                       train_patch_size=patch, train_batch_size=batch, train_epochs=epochs,
                       train_steps_per_epoch=steps_per_epoch, train_n_val_patches=n_val,
-                      train_tensorboard=False)
+                      train_tensorboard=False, **({"train_learning_rate": lr} if lr else {}))
     model = StarDist3D(config, name="stardist3d_bench", basedir=str(basedir))
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):   # Keras prints a bar per step
@@ -135,6 +142,9 @@ def main(argv=None) -> int:
     parser.add_argument("--train-on", choices=["synthetic", "annotated"], default="synthetic",
                         help="the synthetic volumes (chapter 6's training) or the annotated "
                              "part of StarDist's volume")
+    parser.add_argument("--learning-rate", type=float,
+                        help="train both at this rate (default: each at its own default, "
+                             "3e-3 for ours, 3e-4 for StarDist3D)")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -149,7 +159,7 @@ def main(argv=None) -> int:
         data, patch = (image[None], truth[None], data[2], data[3]), (16, 32, 16)
     budget = dict(patch=patch, batch=4, steps_per_epoch=args.steps_per_epoch,
                   epochs=args.epochs, n_rays=args.rays, seed=args.seed, channels=args.channels,
-                  n_val=16, anisotropy=anisotropy)
+                  n_val=16, anisotropy=anisotropy, lr=args.learning_rate)
     rows = {}
     maps_ours, seconds = ours(*data, **budget)
     rows["dlbio_teach StarDist 3D (PyTorch)"] = (*tuned_f1(maps_ours, parts, anisotropy), seconds)
@@ -173,6 +183,7 @@ def main(argv=None) -> int:
           f"{parts['annotated'][0].shape}, held out {parts['held_out'][0].shape} "
           f"({parts['held_out'][1].max()} nuclei); patch {' x '.join(map(str, patch))}, "
           f"batch 4, {args.steps_per_epoch * args.epochs} steps, {args.rays} rays, "
+          f"learning rate {args.learning_rate or 'each its default'}, "
           f"anisotropy {tuple(round(a, 2) for a in anisotropy)}; torch {torch.__version__}, "
           f"tensorflow {tf.__version__}, stardist {stardist.__version__}, {args.threads} "
           f"threads, {os.cpu_count()} CPU cores")

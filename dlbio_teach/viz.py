@@ -119,9 +119,9 @@ def plot_budget_curve(runs, *, baseline=None, marks=None, this_run=None, ax=None
 
     ``runs`` are rows ``{"network", "seed", "steps", "held_out_f1"}`` (as
     ``benchmarks/budget_3d.py`` writes them); a network named ``"<another>, <variant>"``
-    is drawn dashed in the colour of ``<another>``. ``marks`` maps a label to a number of
-    steps (a profile's budget); ``this_run`` maps a network to ``(steps, F1)``, drawn as a
-    star.
+    is drawn in the colour of ``<another>``, dashed (a second variant dash-dotted).
+    ``marks`` maps a label to a number of steps (a profile's budget); ``this_run`` maps a
+    network to ``(steps, F1)``, drawn as a star.
 
     Examples
     --------
@@ -143,7 +143,9 @@ def plot_budget_curve(runs, *, baseline=None, marks=None, this_run=None, ax=None
         rows = [r for r in runs if r["network"] == network]
         steps = sorted({r["steps"] for r in rows})
         means = [np.mean([r["held_out_f1"] for r in rows if r["steps"] == s]) for s in steps]
-        ax.plot(steps, means, "-" if network in main else "--", color=colour, label=network)
+        variants = [n for n in networks if n not in main and n.split(",")[0] == base]
+        style = "-" if network in main else ("--", "-.")[variants.index(network) % 2]
+        ax.plot(steps, means, style, color=colour, label=network)
         ax.plot([r["steps"] for r in rows], [r["held_out_f1"] for r in rows], "o",
                 color=colour, alpha=0.5, ms=4)
         if this_run and network in this_run:

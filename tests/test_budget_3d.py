@@ -57,3 +57,32 @@ def test_committed_results_hold_the_chapters_budget_for_both_networks():
         assert r["network"].split(",")[0] in _benchmark().NETWORKS
         if r["network"].startswith("StarDist 3D"):
             assert 0 <= r["own_probability_only"] <= 1 and 0 <= r["own_distances_only"] <= 1
+
+
+def test_fine_tuning_rows_count_both_trainings_and_hold_the_chapters_run():
+    """The fine-tuning curve starts after the chapter's 256 synthetic steps, and its point
+    at 1024 steps of fine-tuning is the network chapter 6's committed run fine-tuned."""
+    import re
+
+    results = json.loads(RESULTS.read_text(encoding="utf-8"))
+    benchmark = _benchmark()
+    pretrain = benchmark.PRETRAIN_EPOCHS * results["steps_per_epoch"]
+    fine = [r for r in results["runs"] if "fine-tuned" in r["network"]]
+    names = {"StarDist 3D" + suffix for suffix in benchmark.FINE_TUNED.values()}
+    assert {r["network"] for r in fine} == names
+    assert all(r["steps"] > pretrain and r["epochs"] > benchmark.PRETRAIN_EPOCHS for r in fine)
+    notebook = json.loads((REPO_ROOT / "notebooks" / "06_volumes.ipynb").read_text())
+    outputs = "".join("".join(o.get("text", "")) for c in notebook["cells"]
+                      if c["cell_type"] == "code" for o in c.get("outputs", []))
+    chapter = re.search(r"StarDist 3D fine-tuned for (\d+) steps .*held out (\d\.\d+) \[", outputs)
+    steps, f1 = int(chapter.group(1)), chapter.group(2)
+    row = [r for r in fine if r["network"] == "StarDist 3D" + benchmark.FINE_TUNED["synthetic"]
+           and r["seed"] == 0 and r["steps"] == pretrain + steps]
+    assert len(row) == 1 and f"{row[0]['held_out_f1']:.3f}" == f1
+
+
+def test_fine_tuning_refuses_another_voxel_size():
+    import pytest
+
+    with pytest.raises(SystemExit):
+        _benchmark().main(["--fine-tune", "--anisotropy-range", "1", "5"])

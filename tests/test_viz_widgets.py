@@ -422,3 +422,15 @@ def test_plot_budget_curve_draws_a_variant_dashed_in_its_networks_colour():
     assert colours["net, variant"] == colours["net"] != colours["other"]
     assert lines["net, variant"].get_linestyle() == "--" and lines["net"].get_linestyle() == "-"
     plt.close("all")
+
+
+def test_plot_budget_curve_tells_two_variants_of_one_network_apart():
+    from dlbio_teach.viz import plot_budget_curve
+
+    rows = [{"network": n, "seed": 0, "steps": 64, "held_out_f1": 0.5}
+            for n in ("net", "net, one variant", "net, another")]
+    ax = plot_budget_curve(rows)
+    styles = {line.get_label(): line.get_linestyle() for line in ax.lines
+              if not line.get_label().startswith("_")}
+    assert styles == {"net": "-", "net, one variant": "--", "net, another": "-."}
+    plt.close("all")
