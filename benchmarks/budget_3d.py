@@ -141,7 +141,7 @@ def _config(formulation, anisotropy, epochs, **changes):
     return SegmentationConfig(formulation, **{**settings, **changes})
 
 
-def _training_stages(formulation, data, parts, anisotropy, *, seed, epochs):
+def _training_stages(formulation, data, anisotropy, *, seed, epochs):
     """One training on the synthetic volumes, stopped after each of ``epochs`` and resumed
     from its checkpoint: yields ``(epochs, steps, seconds, network)``."""
     from dlbio_teach.segmentation import train_segmentation
@@ -226,7 +226,7 @@ def main(argv=None) -> int:
                 stages = _fine_tuning_stages(formulation, data, parts, anisotropy, seed=seed,
                                              epochs=args.epochs, validate_on=args.validate_on)
             else:
-                stages = _training_stages(formulation, data, parts, anisotropy, seed=seed,
+                stages = _training_stages(formulation, data, anisotropy, seed=seed,
                                           epochs=args.epochs)
             for epochs, steps, seconds, net in stages:
                 maps = {part: predict_maps(net, image, formulation=formulation, axes="ZYX")
