@@ -397,7 +397,11 @@ def _cpu_name() -> str:
 
 
 def hardware_info(device) -> dict:
-    """Platform, CPU, threads and the device (its name, GPU memory, CUDA and cuDNN).
+    """Platform, CPU, its kernel family, threads and the device (its name, GPU memory, CUDA
+    and cuDNN).
+
+    ``cpu_kernels`` is the family of CPU kernels PyTorch runs (``"AVX512"``, ``"AVX2"``...):
+    two families round sums in another order, so the same seed trains other weights.
 
     Examples
     --------
@@ -408,7 +412,8 @@ def hardware_info(device) -> dict:
 
     device = torch.device(device)
     info = {"platform": platform.platform(), "machine": platform.machine(),
-            "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+            "cpu": _cpu_name(), "cpu_kernels": str(torch.backends.cpu.get_cpu_capability()),
+            "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "device": str(device),
             "cuda": torch.version.cuda, "device_name": _cpu_name()}
     if device.type == "cuda" and torch.cuda.is_available():

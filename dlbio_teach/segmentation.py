@@ -43,7 +43,7 @@ from .planes import (  # noqa: F401 (importable from here, see above)
 from .prediction import network_ndim, predict
 from .preprocessing import check_image, check_labels, random_patches, spatial_ndim
 from .records import RECORD_FILE, RunRecord, _plain, rebuild_model
-from .runtime import Profile
+from .runtime import Profile, hardware_info
 from .star import (
     DEFAULT_N_RAYS,
     DEFAULT_N_RAYS_3D,
@@ -407,10 +407,11 @@ def train_segmentation(config: SegmentationConfig, images, labels, val_images, v
         (:mod:`dlbio_teach.augment`), on top of ``config.augment``'s flips and rotations;
         ``None`` (default) adds none.
     reuse : path, optional
-        The folder of an earlier run. When its record shows the same settings, seed and
+        The folder of an earlier run. When its record shows the same settings, seed,
         training data (the sha256 of the arrays, which every record of this function
-        holds), its network is loaded instead of trained again: a seeded training on the
-        CPU gives the same weights, so this only saves time. Otherwise it trains.
+        holds) and family of CPU kernels, its network is loaded instead of trained again:
+        a seeded training on the CPU gives the same weights, so this only saves time.
+        Otherwise it trains.
 
     Examples
     --------
@@ -478,6 +479,11 @@ def _reused_run(folder, *, seed: int, hyperparameters: dict, fresh_model: bool, 
     earlier = RunRecord.load(folder)
     if earlier.seed != seed or any(earlier.hyperparameters.get(k) != v
                                    for k, v in _plain(hyperparameters).items()):
+        return None
+    # Another family of CPU kernels trains other weights from the same seed (records made
+    # before the family was recorded are taken as this one's).
+    kernels = hardware_info("cpu")["cpu_kernels"]
+    if earlier.hardware.get("cpu_kernels", kernels) != kernels:
         return None
     # to_dict leaves out settings at their defaults (no dropout, a constant rate): a record
     # that holds one the new run leaves out trained something else.

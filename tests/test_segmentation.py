@@ -141,7 +141,7 @@ def measure_label(mask):
 from dlbio_teach.models import UNet  # noqa: E402
 from dlbio_teach.preprocessing import random_patches  # noqa: E402
 from dlbio_teach.records import RunRecord  # noqa: E402
-from dlbio_teach.runtime import get_profile  # noqa: E402
+from dlbio_teach.runtime import get_profile, hardware_info  # noqa: E402
 from dlbio_teach.segmentation import (  # noqa: E402
     SegmentationConfig,
     WeightedCrossEntropy,
@@ -314,6 +314,24 @@ def test_train_segmentation_reuses_an_identical_run(tmp_path):
     train_segmentation(config, changed_data[:2], y[:2], x[2:], y[2:], progress=False,
                        reuse=tmp_path / "first", run_dir=tmp_path / "data")
     assert "reused" not in RunRecord.load(tmp_path / "data").notes       # other data: trained
+
+
+def test_a_run_on_another_family_of_cpu_kernels_is_not_reused(tmp_path):
+    """The same seed on another family of CPU kernels trains other weights: train again."""
+    import json
+
+    x, y = nuclei_stack()
+    config = tiny_config("distance", epochs=1)
+    train_segmentation(config, x[:2], y[:2], x[2:], y[2:], progress=False,
+                       run_dir=tmp_path / "first")
+    record = tmp_path / "first" / "run_record.json"
+    written = json.loads(record.read_text())
+    assert written["hardware"]["cpu_kernels"] == hardware_info("cpu")["cpu_kernels"]
+    written["hardware"]["cpu_kernels"] = "ANOTHER"
+    record.write_text(json.dumps(written))
+    train_segmentation(config, x[:2], y[:2], x[2:], y[2:], progress=False,
+                       reuse=tmp_path / "first", run_dir=tmp_path / "other")
+    assert "reused" not in RunRecord.load(tmp_path / "other").notes
 
 
 # --- 2D results pinned while the functions grew a Z axis ------------------------------------
