@@ -22,6 +22,7 @@ keeps what it finished); chapter 6 draws them. Seed 0 of both networks takes abo
     python benchmarks/budget_3d.py --epochs 2 8 32 --anisotropy-range 1 5
     python benchmarks/budget_3d.py --fine-tune --networks "StarDist 3D" --epochs 8 32 64 128
     python benchmarks/budget_3d.py --fine-tune --validate-on annotated --networks "StarDist 3D"
+    python benchmarks/budget_3d.py --annotated-only --networks "StarDist 3D" --out OTHER.json
 
 ``--fine-tune`` measures the chapter's fine-tuning instead: each network trains for the
 chapter's 8 epochs on the synthetic volumes, then on the annotated part (patches
@@ -30,6 +31,11 @@ its rows are named "..., fine-tuned on the annotated part" and count the steps o
 As in the chapter, the synthetic validation volumes pick the epoch that the training
 returns; ``--validate-on annotated`` lets the annotated part pick it instead (rows
 "..., fine-tuned and validated on the annotated part").
+
+``--annotated-only`` trains a new network on the annotated part alone (patches
+16 x 32 x 16, the default learning rate), in stages of ``--epochs``; its rows are named
+"..., trained on the annotated part only". ``--out`` writes to another results file than
+the one chapter 6 draws.
 
 ``--anisotropy-range 1 5`` draws the training volumes with anisotropies from 1 to 5 (the
 look varies, the voxel size too) instead of at the voxel size of StarDist's volume: the
@@ -55,6 +61,8 @@ PRETRAIN_EPOCHS = 8           # chapter 6's training on synthetic volumes, stand
 FINE_TUNE_LR = {"distance": 3e-4, "stardist": 3e-3}   # chapter 6's, per formulation
 FINE_TUNED = {"synthetic": ", fine-tuned on the annotated part",
               "annotated": ", fine-tuned and validated on the annotated part"}
+ANNOTATED_ONLY = {"synthetic": ", trained on the annotated part only",
+                  "annotated": ", trained and validated on the annotated part only"}
 
 
 def chapter_data(anisotropy_range=None):
@@ -126,10 +134,10 @@ def baseline(parts, anisotropy) -> dict:
             "held_out_f1": round(held_out_f1(labels, truth_h), 4)}
 
 
-def save(results: dict) -> None:
-    part = RESULTS.with_suffix(".json.part")
+def save(results: dict, path: Path = RESULTS) -> None:
+    part = path.with_suffix(".json.part")
     part.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    part.replace(RESULTS)
+    part.replace(path)
 
 
 def _config(formulation, anisotropy, epochs, **changes):
@@ -157,31 +165,35 @@ def _training_stages(formulation, data, anisotropy, *, seed, epochs):
 
 
 def _fine_tuning_stages(formulation, data, parts, anisotropy, *, seed, epochs,
-                        validate_on="synthetic"):
+                        validate_on="synthetic", pretrain=True):
     """Chapter 6's fine-tuning: ``PRETRAIN_EPOCHS`` on the synthetic volumes, then the
     annotated part (patches 16 x 32 x 16) in stages of ``epochs``, resumed from a
     checkpoint, its best epoch picked on the synthetic validation volumes (or on the
-    annotated part); yields ``(epochs, steps, seconds, network)`` counting both trainings."""
+    annotated part); yields ``(epochs, steps, seconds, network)`` counting both trainings.
+    ``pretrain=False``: the annotated part only, from a new network at the default
+    learning rate."""
     import copy
 
     from dlbio_teach.segmentation import train_segmentation
 
-    start = time.perf_counter()
-    pretrained, _ = train_segmentation(_config(formulation, anisotropy, PRETRAIN_EPOCHS), *data,
-                                       seed=seed, progress=False)
-    seconds = time.perf_counter() - start
+    pretrained, seconds, before = None, 0.0, 0
+    if pretrain:
+        start = time.perf_counter()
+        pretrained, _ = train_segmentation(_config(formulation, anisotropy, PRETRAIN_EPOCHS),
+                                           *data, seed=seed, progress=False)
+        seconds, before = time.perf_counter() - start, PRETRAIN_EPOCHS
     image, truth = parts["annotated"]
     validation = data[2:] if validate_on == "synthetic" else (image[None], truth[None])
+    changes = dict(lr=FINE_TUNE_LR[formulation]) if pretrain else {}
     with tempfile.TemporaryDirectory() as checkpoints:
         for stage in sorted(epochs):
-            config = _config(formulation, anisotropy, stage, patch_size=(16, 32, 16),
-                             lr=FINE_TUNE_LR[formulation])
+            config = _config(formulation, anisotropy, stage, patch_size=(16, 32, 16), **changes)
             start = time.perf_counter()
             net, _ = train_segmentation(config, image[None], truth[None], *validation, seed=seed,
                                         model=copy.deepcopy(pretrained), progress=False,
                                         checkpoint_dir=checkpoints)
             seconds += time.perf_counter() - start
-            total = PRETRAIN_EPOCHS + stage
+            total = before + stage
             yield total, total * STEPS_PER_EPOCH, seconds, net
 
 
@@ -197,12 +209,21 @@ def main(argv=None) -> int:
     parser.add_argument("--fine-tune", action="store_true",
                         help="train for the chapter's epochs on the synthetic volumes, then "
                              "fine-tune on the annotated part in stages of --epochs")
+    parser.add_argument("--annotated-only", action="store_true",
+                        help="train a new network on the annotated part alone, in stages of "
+                             "--epochs (no synthetic volumes)")
     parser.add_argument("--validate-on", choices=["synthetic", "annotated"], default="synthetic",
-                        help="with --fine-tune: what picks the epoch the training returns")
+                        help="with --fine-tune or --annotated-only: what picks the epoch the "
+                             "training returns")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="results file (default: the one chapter 6 draws)")
     args = parser.parse_args(argv)
-    if args.fine_tune and args.anisotropy_range:
-        parser.error("--fine-tune trains at the target's voxel size; leave out "
-                     "--anisotropy-range.")
+    on_annotated = args.fine_tune or args.annotated_only
+    if args.fine_tune and args.annotated_only:
+        parser.error("choose one of --fine-tune and --annotated-only.")
+    if on_annotated and args.anisotropy_range:
+        parser.error("--fine-tune and --annotated-only train at the target's voxel size; "
+                     "leave out --anisotropy-range.")
 
     import torch
 
@@ -214,7 +235,7 @@ def main(argv=None) -> int:
                  for part, (_, truth) in parts.items()}
     suffix = (", anisotropy {:g} to {:g}".format(*args.anisotropy_range)
               if args.anisotropy_range else "")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results.update(date=datetime.date.today().isoformat(), steps_per_epoch=STEPS_PER_EPOCH,
                    torch=torch.__version__, threads=torch.get_num_threads(),
                    baseline=baseline(parts, anisotropy))
@@ -222,16 +243,19 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         for name in args.networks:
             formulation = NETWORKS[name]
-            if args.fine_tune:
+            if on_annotated:
                 stages = _fine_tuning_stages(formulation, data, parts, anisotropy, seed=seed,
-                                             epochs=args.epochs, validate_on=args.validate_on)
+                                             epochs=args.epochs, validate_on=args.validate_on,
+                                             pretrain=args.fine_tune)
             else:
                 stages = _training_stages(formulation, data, anisotropy, seed=seed,
                                           epochs=args.epochs)
             for epochs, steps, seconds, net in stages:
                 maps = {part: predict_maps(net, image, formulation=formulation, axes="ZYX")
                         for part, (image, _) in parts.items()}
-                network = name + (FINE_TUNED[args.validate_on] if args.fine_tune else suffix)
+                network = name + (FINE_TUNED[args.validate_on] if args.fine_tune else
+                                  ANNOTATED_ONLY[args.validate_on] if args.annotated_only
+                                  else suffix)
                 row = {"network": network, "seed": seed, "epochs": epochs, "steps": steps,
                        "training_seconds": round(seconds, 1),
                        **tuned_score(maps, parts, formulation, anisotropy)}
@@ -244,7 +268,7 @@ def main(argv=None) -> int:
                 key = (network, seed, epochs)
                 runs[:] = [r for r in runs
                            if (r["network"], r["seed"], r["epochs"]) != key] + [row]
-                save(results)
+                save(results, args.out)
                 print(json.dumps(row), flush=True)
     return 0
 

@@ -79,7 +79,7 @@ def run_notebook(path: Path, *, profile: str, write: bool, timeout: int, env: di
     seconds = time.perf_counter() - start
     peak_mib = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20
     return {"notebook": path.name, "profile": profile, "seconds": round(seconds, 1),
-            "peak_mib": round(peak_mib), "ok": child.returncode == 0}
+            "peak_mib": round(peak_mib), "ok": child.returncode == 0, "output": str(out_path)}
 
 
 def kernel_environment(profile: str) -> dict:

@@ -1,8 +1,9 @@
 """Run the chapters with several seeds and gather their lessons into one results file.
 
-    python benchmarks/lessons.py                       # seeds 0-4, chapters 1-6, standard
+    python benchmarks/lessons.py                       # seeds 0-4, chapters 1-7, standard
     python benchmarks/lessons.py --seeds 0 1 --chapters 02_restoration
     python benchmarks/lessons.py --chapters 03_segmentation --kernels avx2 default
+    python benchmarks/lessons.py --chapters 07_tracking --kernels best avx2   # both, one file
     python benchmarks/lessons.py --chapters 04_validation --keep-kernels AVX2   # beside them
 
 Each chapter shows one run. Here every chapter runs again, top to bottom in a fresh kernel
@@ -20,7 +21,10 @@ with the seed, so that the results say for which seeds the chapters' text holds.
 ``--kernels`` repeats every seed on other families of CPU kernels (``ATEN_CPU_CAPABILITY``
 for PyTorch's own kernels, ``ONEDNN_MAX_CPU_ISA`` for oneDNN's convolutions): their sums
 round in another order, so a seeded training gives other weights, as it does on a
-learner's CPU of another kind. A family the CPU lacks falls back to the best it has.
+learner's CPU of another kind. A family the CPU lacks falls back to the best it has. Such
+a run is a learner's run, not the book's: its chapters read their outputs as a learner's
+do (a reading that does not hold prints a note instead of stopping the run), their checks
+stay hard, and the results count the notes of each run (``readings_noted``).
 ``--keep-kernels`` keeps a chapter's runs on those families from the results file (made
 on another machine, perhaps) beside the new ones; each chapter's entry names the machine
 of its runs.
@@ -39,7 +43,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ("01_nn_basics", "02_restoration", "03_segmentation", "04_validation",
-            "05_reporting", "06_volumes")
+            "05_reporting", "06_volumes", "07_tracking")
 RESULTS = REPO_ROOT / "dlbio_teach" / "lessons_results.json"
 
 
@@ -111,13 +115,25 @@ ONEDNN_ISA = {"default": "SSE41", "avx2": "AVX2", "avx512": "AVX512_CORE"}
 
 def with_kernels(env: dict, kernels: str | None) -> dict:
     """``env`` made to have PyTorch run one family of CPU kernels (ATen's and oneDNN's);
-    ``None``: the best the CPU offers, PyTorch's own choice."""
+    ``None``: the best the CPU offers, PyTorch's own choice, with the book's strict readings.
+    On another family the readings print notes, as on a learner's machine."""
     env = {k: v for k, v in env.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
     if kernels is None:
-        return env
+        return {**env, "DLBIO_STRICT_READINGS": "1"}
     if kernels not in ONEDNN_ISA:
         raise SystemExit(f"--kernels takes {sorted(ONEDNN_ISA)}, got {kernels!r}")
-    return {**env, "ATEN_CPU_CAPABILITY": kernels, "ONEDNN_MAX_CPU_ISA": ONEDNN_ISA[kernels]}
+    return {**env, "ATEN_CPU_CAPABILITY": kernels, "ONEDNN_MAX_CPU_ISA": ONEDNN_ISA[kernels],
+            "DLBIO_STRICT_READINGS": "0"}
+
+
+def readings_noted(notebook: str | Path) -> int:
+    """How many readings of the text printed a note in this executed notebook (a run whose
+    readings are not strict: ``dlbio_teach.readings``)."""
+    from dlbio_teach.readings import NOTE
+
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    return sum("".join(output.get("text", "")).count(NOTE)
+               for cell in cells for output in cell.get("outputs", []))
 
 
 def summary_lines(gathered: dict) -> list[str]:
@@ -138,9 +154,10 @@ def main(argv=None) -> int:
     parser.add_argument("--chapters", nargs="+", default=list(CHAPTERS))
     parser.add_argument("--kernels", nargs="+", default=[None],
                         help="families of CPU kernels to run each seed on, as "
-                             "ATEN_CPU_CAPABILITY names them (e.g. avx2 default; default: "
-                             "the CPU's best). ONEDNN_MAX_CPU_ISA is set to match, so that "
-                             "oneDNN's convolutions change family too.")
+                             "ATEN_CPU_CAPABILITY names them (e.g. avx2 default), or best: "
+                             "the CPU's best, PyTorch's own choice (the default). "
+                             "ONEDNN_MAX_CPU_ISA is set to match, so that oneDNN's "
+                             "convolutions change family too.")
     parser.add_argument("--profile", default="standard", choices=["smoke", "standard", "full"])
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help=f"results file (default: {RESULTS.relative_to(REPO_ROOT)})")
@@ -156,6 +173,7 @@ def main(argv=None) -> int:
                              "runs of these chapters in --out are kept beside the new runs")
     args = parser.parse_args(argv)
 
+    args.kernels = [None if kernels == "best" else kernels for kernels in args.kernels]
     course_time = _course_time()
     lessons_dir = args.lessons_dir or Path(tempfile.mkdtemp(prefix="dlbio-lessons-"))
     env = course_time.kernel_environment(args.profile)
@@ -178,7 +196,11 @@ def main(argv=None) -> int:
                 result = course_time.run_notebook(path, profile=args.profile, write=False,
                                                   timeout=args.timeout, env=env)
                 runs[chapter][key] = {"ok": result["ok"], "seconds": result["seconds"]}
-                print(f"  {'ok' if result['ok'] else 'FAILED'} in {result['seconds']} s",
+                noted = ""
+                if kernels is not None:
+                    runs[chapter][key]["readings_noted"] = readings_noted(result["output"])
+                    noted = f", {runs[chapter][key]['readings_noted']} readings printed a note"
+                print(f"  {'ok' if result['ok'] else 'FAILED'} in {result['seconds']} s{noted}",
                       flush=True)
     minutes = (time.perf_counter() - start) / 60
 

@@ -14,7 +14,7 @@ Modules, in the order data flows through them (a module imports only those befor
 chapters' check cells and their lessons over seeds) may read from any of them;
 :mod:`student_copies` (the learners' copies of the chapters) reads none of them.
 """
-__version__ = "0.14.0"
+__version__ = "0.15.0"
 
 from .runtime import setup_course  # noqa: E402
 

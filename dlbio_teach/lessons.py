@@ -172,12 +172,13 @@ def load_lessons(chapter: str, path: str | Path | None = None) -> SeedTable:
                      kernels=entry.get("kernels"))
 
 
-def _format(value, unit: str, sign: str) -> str:
+def _format(value, unit: str, sign: str, digits: int | None = None) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        return f"{value['estimate']:+.2f}{unit} [{value['low']:+.2f}, {value['high']:+.2f}]"
-    return f"{value:{sign}.3f}{unit}"
+        d = 2 if digits is None else digits
+        return f"{value['estimate']:+.{d}f}{unit} [{value['low']:+.{d}f}, {value['high']:+.{d}f}]"
+    return f"{value:{sign}.{3 if digits is None else digits}f}{unit}"
 
 
 def lessons_table(table: SeedTable, rows: dict, *, this_run: dict | None = None) -> str:
@@ -188,8 +189,10 @@ def lessons_table(table: SeedTable, rows: dict, *, this_run: dict | None = None)
     table : SeedTable
         From :func:`load_lessons`.
     rows : dict
-        Lesson name to (label, unit), e.g. ``{"care_vs_filter": ("CARE - filter", " dB")}``.
-        Numbers are shown with their sign when the label is a difference (``" - "``).
+        Lesson name to (label, unit), e.g. ``{"care_vs_filter": ("CARE - filter", " dB")}``,
+        or to (label, unit, digits) for a lesson whose differences are small: its values
+        are shown with that many decimals (otherwise intervals and spreads with 2, numbers
+        with 3). Numbers are shown with their sign when the label is a difference (``" - "``).
     this_run : dict, optional
         The values of the run at hand, under the same names.
 
@@ -200,13 +203,16 @@ def lessons_table(table: SeedTable, rows: dict, *, this_run: dict | None = None)
     ...               machine="a laptop")
     >>> print(lessons_table(t, {"gain": ("A - B", " dB")}).splitlines()[2])
     | A - B |  | +0.60 dB (+0.20 to +1.00) | 1 of 2 | 0 of 2 |
+    >>> print(lessons_table(t, {"gain": ("A - B", " dB", 3)}).splitlines()[2])
+    | A - B |  | +0.600 dB (+0.200 to +1.000) | 1 of 2 | 0 of 2 |
     """
     this_run = this_run or {}
     lines = ["| lesson | this run | over seeds: mean (range) | interval above 0 | "
              "interval below 0 |", "|---|---|---|---|---|"]
-    for name, (label, unit) in rows.items():
+    for name, (label, unit, *digits) in rows.items():
+        digits = digits[0] if digits else None
         sign = "+" if " - " in label else ""
-        mine = _format(_plain(this_run[name]), unit, sign) if name in this_run else ""
+        mine = _format(_plain(this_run[name]), unit, sign, digits) if name in this_run else ""
         if name not in table.values:   # a lesson added since benchmarks/lessons.py last ran
             lines.append(f"| {label} | {mine} | not run over seeds | | |")
             continue
@@ -219,7 +225,8 @@ def lessons_table(table: SeedTable, rows: dict, *, this_run: dict | None = None)
         est = table.estimates(name)
         if all(isinstance(v, dict) for v in values):
             sign = "+"
-        spread = f"{est.mean():{sign}.2f}{unit} ({est.min():{sign}.2f} to {est.max():{sign}.2f})"
+        form = f"{sign}.{2 if digits is None else digits}f"
+        spread = f"{est.mean():{form}}{unit} ({est.min():{form}} to {est.max():{form}})"
         if all(isinstance(v, dict) for v in values):
             above, below = f"{table.above_zero(name)} of {n}", f"{table.below_zero(name)} of {n}"
         else:

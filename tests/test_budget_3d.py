@@ -86,3 +86,36 @@ def test_fine_tuning_refuses_another_voxel_size():
 
     with pytest.raises(SystemExit):
         _benchmark().main(["--fine-tune", "--anisotropy-range", "1", "5"])
+
+
+def test_annotated_only_refuses_fine_tuning_and_another_voxel_size():
+    import pytest
+
+    for extra in (["--fine-tune"], ["--anisotropy-range", "1", "5"]):
+        with pytest.raises(SystemExit):
+            _benchmark().main(["--annotated-only", *extra])
+
+
+def test_annotated_only_trains_a_new_network_on_the_annotated_part_alone(monkeypatch):
+    import numpy as np
+
+    import dlbio_teach.segmentation as segmentation
+
+    calls = []
+    train = segmentation.train_segmentation
+
+    def recorded(config, images, *rest, model=None, **options):
+        calls.append((images.shape, model, config.lr))
+        return train(config, images, *rest, model=model, **options)
+
+    monkeypatch.setattr(segmentation, "train_segmentation", recorded)
+    truth = np.zeros((16, 32, 16), np.int32)
+    truth[4:10, 6:14, 4:10], truth[6:12, 18:26, 6:12] = 1, 2
+    image = (truth > 0) + np.random.default_rng(0).normal(0, 0.1, truth.shape).astype(np.float32)
+    stages = _benchmark()._fine_tuning_stages("distance", None, {"annotated": (image, truth)},
+                                             (2.0, 1.0, 1.0), seed=0, epochs=[1],
+                                             validate_on="annotated", pretrain=False)
+    (epochs, steps, seconds, net), = list(stages)
+    assert (epochs, steps) == (1, _benchmark().STEPS_PER_EPOCH) and seconds > 0
+    assert calls == [((1, 16, 32, 16), None, 3e-3)], "one training, of a new network, on the part"
+    assert net is not None

@@ -89,11 +89,12 @@ def test_runs_of_another_machine_are_kept_beside_the_new_ones_with_both_machines
     assert alone == {**entry, "machine": "box B"}
 
 
-def test_kernel_families_set_both_libraries_and_reject_unknown_names():
+def test_kernel_families_set_both_libraries_and_readings_as_a_learners_run():
     bench = _benchmark()
     env = bench.with_kernels({"PATH": "p", "ATEN_CPU_CAPABILITY": "avx2"}, "default")
-    assert env == {"PATH": "p", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
-    assert bench.with_kernels(env, None) == {"PATH": "p"}
+    assert env == {"PATH": "p", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+                   "DLBIO_STRICT_READINGS": "0"}
+    assert bench.with_kernels(env, None) == {"PATH": "p", "DLBIO_STRICT_READINGS": "1"}
     with pytest.raises(SystemExit, match="--kernels takes"):
         bench.with_kernels({}, "avx9")
 
@@ -129,6 +130,16 @@ def test_lessons_table_shows_this_run_beside_the_spread():
     assert rows[5] == "| chosen | A | A in 2 of 3, B in 1 of 3 | | |"
 
 
+def test_lessons_table_shows_small_differences_with_the_digits_asked():
+    text = lessons_table(_table(), {"diff": ("A - B", "", 3), "score": ("F1", "", 4)},
+                         this_run={"diff": {"estimate": 0.0012, "low": 0.0004, "high": 0.002},
+                                   "score": 0.81234})
+    rows = text.splitlines()
+    assert rows[2] == ("| A - B | +0.001 [+0.000, +0.002] | +0.267 (-0.500 to +1.000) | "
+                       "1 of 3 | 1 of 3 |")
+    assert rows[3] == "| F1 | 0.8123 | 0.8000 (0.7000 to 0.9000) |  |  |"
+
+
 def test_load_lessons_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="benchmarks/lessons.py"):
         load_lessons("02_restoration", tmp_path / "none.json")
@@ -150,7 +161,7 @@ def _code(path: Path) -> str:
 
 def test_every_trained_chapter_records_its_lessons_for_the_benchmark():
     recording = [p.stem for p in CHAPTERS if f'record_lessons("{p.stem}"' in _code(p)]
-    assert recording == [p.stem for p in CHAPTERS if p.stem < "07"], recording
+    assert recording == [p.stem for p in CHAPTERS], recording
     assert set(recording) <= set(_benchmark().CHAPTERS)
 
 
@@ -169,3 +180,18 @@ def test_lessons_table_marks_a_lesson_not_yet_run_over_seeds():
     text = lessons_table(_table(), {"new": ("E - F", "")},
                          this_run={"new": {"estimate": 0.1, "low": -0.1, "high": 0.3}})
     assert text.splitlines()[2] == "| E - F | +0.10 [-0.10, +0.30] | not run over seeds | | |"
+
+
+def test_the_notes_that_readings_printed_are_counted(monkeypatch, capsys, tmp_path):
+    from dlbio_teach.readings import STRICT_READINGS, reading
+    monkeypatch.setenv(STRICT_READINGS, "0")
+    reading(False, "the U-Net is chosen")
+    reading(True, "the baseline is tuned")
+    reading(False, "F1 0.81")
+    printed = capsys.readouterr().out
+    notebook = tmp_path / "run.ipynb"
+    notebook.write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "source": "Note: the text says"},
+        {"cell_type": "code", "outputs": [{"output_type": "stream", "text": printed}]},
+        {"cell_type": "code", "outputs": [{"output_type": "display_data", "data": {}}]}]}))
+    assert _benchmark().readings_noted(notebook) == 2
